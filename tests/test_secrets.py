@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from vlm_tui.core.secrets import REDACTED, is_secret_name, redact_environment, redact_text
+
+
+def test_named_and_pattern_secrets_are_redacted() -> None:
+    env = {
+        "HF_TOKEN": "hf_abcdefghijklmnop",
+        "HUGGING_FACE_HUB_TOKEN": "hf_zzzzzzzzzzzz",
+        "WANDB_API_KEY": "0123456789abcdef",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG",
+        "MY_DB_PASSWORD": "hunter2hunter2",
+        "github_token": "ghp_xxxxxxxxxxxx",
+        "PATH": "/usr/bin",
+        "EMPTY_TOKEN": "",
+    }
+    shown = redact_environment(env)
+    for name in (
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "WANDB_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "MY_DB_PASSWORD",
+        "github_token",
+    ):
+        assert shown[name] == REDACTED
+    assert shown["PATH"] == "/usr/bin"
+    assert shown["EMPTY_TOKEN"] == ""
+    assert not is_secret_name("MASTER_ADDR")
+
+
+def test_secret_values_are_removed_from_text() -> None:
+    env = {"HF_TOKEN": "hf_abcdefghijklmnop", "RANK": "1"}
+    assert redact_text("login with hf_abcdefghijklmnop at rank 1", env) == (
+        f"login with {REDACTED} at rank 1"
+    )
