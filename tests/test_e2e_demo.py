@@ -1,0 +1,121 @@
+"""End to end with real axolotl: `vlm-tui --no-ui --demo` trains the tiny VLM on a CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import clean_environ, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _only_run(workdir: Path) -> Path:
+    runs = sorted((workdir / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
+    workdir = tmp_path_factory.mktemp("demo-run")
+    done = run_cli(
+        ["--no-ui", "--demo"], workdir, clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
+    )
+    return workdir, done.stdout + done.stderr, done.returncode
+
+
+def test_demo_trains_and_exits_0(demo_run: tuple[Path, str, int]) -> None:
+    workdir, output, code = demo_run
+    assert code == 0, output[-3000:]
+    status = json.loads((_only_run(workdir) / "status.json").read_text())
+    assert status["state"] == "finished"
+    assert status["exit_code"] == 0
+    assert "🖥️  Single GPU mode - running without distributed setup" in output
+    assert "Training command: " in output and "-m axolotl.cli.train " in output
+    assert "[vlm-tui] finished (exit 0)" in output
+
+
+def test_every_logged_step_has_a_loss_and_the_loss_goes_down(
+    demo_run: tuple[Path, str, int],
+) -> None:
+    workdir, _, _ = demo_run
+    run = _only_run(workdir)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    status = json.loads((run / "status.json").read_text())
+    assert status["progress"] is not None, status
+    total = status["progress"]["total"]
+    assert total and [r["step"] for r in train] == list(range(1, total + 1))
+    assert all(isinstance(r["loss"], float) for r in train)
+    assert train[-1]["loss"] < train[0]["loss"]
+    assert status["first_loss"] == train[0]["loss"] and status["final_loss"] == train[-1]["loss"]
+    assert next(r for r in records if r["kind"] == "summary")["train_runtime"] > 0
+
+
+def test_the_adapter_is_saved(demo_run: tuple[Path, str, int]) -> None:
+    workdir, output, _ = demo_run
+    model = workdir / "outputs" / "vlm-tui-demo"
+    assert (model / "adapter_model.safetensors").is_file()
+    assert (model / "adapter_config.json").is_file()
+    assert f"[vlm-tui] model saved to {model}" in output
+
+
+def test_train_log_holds_everything_the_child_printed(demo_run: tuple[Path, str, int]) -> None:
+    workdir, output, _ = demo_run
+    run = _only_run(workdir)
+    raw = (run / "train.log").read_bytes()
+    assert b"\r" in raw  # the tqdm redraws, byte for byte
+    log_text = raw.decode("utf-8", "replace")
+    # Each line the headless run showed from the training is in train.log, in the same order.
+    start = output.index("[vlm-tui] run folder:")
+    shown = [
+        line
+        for line in output[start:].splitlines()[1:]
+        if line.strip() and not line.startswith("[vlm-tui]")
+    ]
+    assert len(shown) > 20
+    position = 0
+    for line in shown:
+        found = log_text.find(line, position)
+        assert found >= 0, line
+        position = found + len(line)
+    command = json.loads((run / "command.json").read_text())
+    assert command["argv"][1:3] == ["-m", "axolotl.cli.train"]
+    assert command["env"]["AXOLOTL_DO_NOT_TRACK"] == "1"
+    assert command["env"]["PYTHONUNBUFFERED"] == "1"
+
+
+def test_a_second_demo_does_not_overwrite_the_first(
+    demo_run: tuple[Path, str, int], demo_cache: Path
+) -> None:
+    workdir, _, _ = demo_run
+    done = run_cli(
+        ["--no-ui", "--demo", "--dry-run"],
+        workdir,
+        clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)}),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "outputs/vlm-tui-demo-2"
+        in (sorted((workdir / "runs").iterdir())[-1] / "config.yml").read_text()
+    )
+
+
+def test_a_failing_training_exits_nonzero_with_a_reason(demo_cache: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("this is not json\n")
+    done = run_cli(
+        ["--no-ui", "--demo", "--skip-check", "--dataset_name", str(broken)],
+        tmp_path,
+        clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)}),
+    )
+    assert done.returncode != 0
+    reasons = [line for line in done.stdout.splitlines() if line.startswith("[vlm-tui] reason: ")]
+    assert len(reasons) == 1 and len(reasons[0]) > len("[vlm-tui] reason: ")
+    status = json.loads((_only_run(tmp_path) / "status.json").read_text())
+    assert status["state"] == "failed"
+    assert status["exit_code"] == done.returncode
+    assert status["reason"] == reasons[0].removeprefix("[vlm-tui] reason: ")

@@ -1,0 +1,227 @@
+"""From a request to a started run: plan, check, record, hand over to the supervisor.
+
+Both front-ends call these steps in this order; each one either succeeds or raises an error the
+front-end shows as one line, and nothing is created before the last check has passed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from vlm_tui.core import demo
+from vlm_tui.core.axolotl_config import (
+    build_axolotl_config,
+    dump_axolotl_yaml,
+    merge_into_loaded,
+    output_dir_for,
+)
+from vlm_tui.core.command import (
+    LaunchPlan,
+    single_process_argv,
+    training_environment,
+)
+from vlm_tui.core.environment import Detection, detect
+from vlm_tui.core.errors import SetupError, UserError
+from vlm_tui.core.hardware import Hardware, probe_hardware
+from vlm_tui.core.run_record import (
+    RUNS_FOLDER,
+    RunPaths,
+    create_run_folder,
+    iso,
+    utc_now,
+    write_json_atomic,
+)
+from vlm_tui.core.schema_check import check_with_axolotl
+from vlm_tui.core.secrets import redact_environment
+from vlm_tui.core.settings import Settings, check_consistency
+
+DEMO_OUTPUT_NAME = "vlm-tui-demo"
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    settings: Settings
+    # The user's own axolotl YAML (`--config`), laid under the explicit settings.
+    loaded_config: dict[str, Any] | None = None
+    demo: bool = False
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything decided before anything is written."""
+
+    settings: Settings
+    config: dict[str, Any]
+    detection: Detection
+    hardware: Hardware
+    output_dir: Path
+    offline: bool
+    demo_assets: demo.DemoAssets | None
+
+
+def demo_settings(settings: Settings, environ: Mapping[str, str], workdir: Path) -> Settings:
+    """The demo's model, data and training values, under anything the user set explicitly."""
+    assets = demo.demo_asset_paths(demo.demo_cache_root(environ))
+    values: dict[str, Any] = {
+        "base_model": str(assets.model_dir),
+        "dataset_name": str(assets.dataset_path),
+        "chat_template": demo.DEMO_CHAT_TEMPLATE,
+        "output_model_name": first_free_output_name(DEMO_OUTPUT_NAME, workdir),
+        **demo.DEMO_TRAINING,
+    }
+    defaults = {name: value for name, value in values.items() if name not in settings.explicit}
+    return replace(settings, **defaults)
+
+
+def first_free_output_name(stem: str, workdir: Path) -> str:
+    """`stem`, or `stem-2`, `stem-3`...: the demo never trains over an earlier demo's model."""
+    for number in range(1, 10_000):
+        name = stem if number == 1 else f"{stem}-{number}"
+        if not output_dir_for(name, workdir).exists():
+            return name
+    raise SetupError(f"too many {stem} folders under outputs/")
+
+
+def _holds_results(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError:
+        return False
+
+
+def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) -> RunPlan:
+    """Decide the config and command inputs; raises UserError for anything the user must fix."""
+    settings = request.settings
+    if request.demo:
+        settings = demo_settings(settings, environ, workdir)
+    if request.loaded_config is None:
+        check_consistency(settings)
+    hardware = probe_hardware(environ)
+    if request.loaded_config is None:
+        config = build_axolotl_config(settings, hardware, workdir)
+    else:
+        config = merge_into_loaded(request.loaded_config, settings, hardware, workdir)
+    output = config.get("output_dir")
+    if not isinstance(output, str) or not output.strip():
+        raise UserError("output_model_name", "is required: the config names no output_dir")
+    output_dir = (workdir / output).resolve()
+    config["output_dir"] = str(output_dir)
+    if _holds_results(output_dir) and not request.overwrite:
+        raise UserError(
+            "output_model_name",
+            f"{output_dir} already holds files from an earlier run; choose another name"
+            " or pass --overwrite",
+        )
+    base = str(config.get("base_model", ""))
+    datasets = config.get("datasets") or []
+    paths = [base] + [str(d.get("path", "")) for d in datasets if isinstance(d, dict)]
+    # Only local model and data: nothing to download, so the hub is never asked.
+    offline = all(path.startswith("/") for path in paths)
+    return RunPlan(
+        settings=settings,
+        config=config,
+        detection=detect(environ),
+        hardware=hardware,
+        output_dir=output_dir,
+        offline=offline,
+        demo_assets=demo.demo_asset_paths(demo.demo_cache_root(environ)) if request.demo else None,
+    )
+
+
+def run_name(plan: RunPlan) -> str:
+    return plan.settings.output_model_name or plan.output_dir.name
+
+
+def build_demo_assets(assets: demo.DemoAssets, environ: Mapping[str, str]) -> None:
+    """Build the demo model and data in a child (torch stays out of this process)."""
+    if demo.demo_assets_ready(assets):
+        return
+    done = subprocess.run(
+        [sys.executable, "-m", "vlm_tui.core.demo", "build", str(assets.root)],
+        env={**environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or not demo.demo_assets_ready(assets):
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SetupError(f"building the demo model failed: {tail}")
+
+
+def schema_errors(plan: RunPlan, env: Mapping[str, str]) -> list[dict[str, str]]:
+    """axolotl's verdict on the config, checked from a scratch file before any run exists."""
+    with tempfile.TemporaryDirectory(prefix="vlm-tui-check-") as scratch:
+        path = Path(scratch) / "config.yml"
+        path.write_text(dump_axolotl_yaml(plan.config), encoding="utf-8")
+        return check_with_axolotl(path, env)
+
+
+def launch_plan(
+    plan: RunPlan, paths: RunPaths, environ: Mapping[str, str], workdir: Path
+) -> LaunchPlan:
+    if plan.detection.distributed:
+        raise SetupError(
+            "distributed launch is not wired yet in this build; unset "
+            + ", ".join(name for name, _ in plan.detection.variables)
+            + " to train on this node alone"
+        )
+    env = training_environment(environ, offline=plan.offline)
+    if plan.demo_assets is not None:
+        # The demo is tiny: extra threads only fight over a shared CPU.
+        for name, value in demo.DEMO_ENVIRONMENT.items():
+            env.setdefault(name, value)
+    return LaunchPlan(argv=single_process_argv(paths.config), env=env, cwd=str(workdir))
+
+
+def record_run(
+    plan: RunPlan, environ: Mapping[str, str], workdir: Path, *, dry_run: bool
+) -> tuple[RunPaths, LaunchPlan]:
+    """Create the run folder with config.yml, command.json and a first status.json."""
+    paths = create_run_folder(workdir / RUNS_FOLDER, run_name(plan), utc_now())
+    paths.config.write_text(dump_axolotl_yaml(plan.config), encoding="utf-8")
+    launch = launch_plan(plan, paths, environ, workdir)
+    write_json_atomic(
+        paths.command,
+        {
+            "argv": list(launch.argv),
+            "shown": launch.shown(),
+            "cwd": launch.cwd,
+            "env": redact_environment(launch.env),
+            "mode": "distributed" if plan.detection.distributed else "single",
+            "logging_steps": int(plan.config.get("logging_steps") or 1),
+            "start_step": 0,
+        },
+    )
+    write_json_atomic(
+        paths.status,
+        {
+            "run_id": paths.run_id,
+            "state": "dry_run" if dry_run else "created",
+            "created_at": iso(utc_now()),
+            "output_dir": str(plan.output_dir),
+            "config": str(paths.config),
+            "exit_code": None,
+        },
+    )
+    return paths, launch
+
+
+def start_supervisor(paths: RunPaths, launch: LaunchPlan) -> subprocess.Popen[bytes]:
+    """Hand the run to its supervisor, in a session of its own so it outlives this process."""
+    with paths.supervisor_log.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vlm_tui.core.supervisor", str(paths.root)],
+            cwd=launch.cwd,
+            env=launch.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

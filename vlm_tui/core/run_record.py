@@ -1,0 +1,121 @@
+"""The run folder: everything about one run, on disk, whoever watches.
+
+runs/<UTC timestamp>-<name>/
+  config.yml      the axolotl config the training reads
+  command.json    argv, cwd, environment (secrets redacted), how to parse the output
+  train.log       every byte the training printed, in order (the child writes it directly)
+  metrics.jsonl   one parsed event a line: train/eval metrics, summary, checkpoints, errors
+  status.json     state, pids, times, exit code, progress, first/last loss, failure reason
+
+The supervisor is the only writer once a run starts; front-ends only read, which is what lets a
+UI detach, come back, or die without touching the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RUNS_FOLDER = "runs"
+TERMINAL_STATES = frozenset({"finished", "failed", "stopped", "dry_run"})
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yml"
+
+    @property
+    def command(self) -> Path:
+        return self.root / "command.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def supervisor_log(self) -> Path:
+        # The supervisor's own complaints, kept apart so train.log is exactly the child's bytes.
+        return self.root / "supervisor.log"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def create_run_folder(runs_root: Path, name: str, moment: datetime) -> RunPaths:
+    """A new, empty run folder; never reuses an existing one (a suffix breaks ties)."""
+    runs_root.mkdir(parents=True, exist_ok=True)
+    stamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(1, 1000):
+        suffix = "" if attempt == 1 else f"-{attempt}"
+        root = runs_root / f"{stamp}-{name}{suffix}"
+        try:
+            root.mkdir()
+        except FileExistsError:
+            continue
+        return RunPaths(root)
+    raise FileExistsError(f"no free run folder name for {name!r} under {runs_root}")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Readers never see half a file: write a sibling, then rename over."""
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=str)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The file's object, or None if it is missing or unreadable (a reader must never crash)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Every complete record of a metrics.jsonl (a torn last line is skipped)."""
+    records: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    records.append(record)
+    except OSError:
+        return records
+    return records

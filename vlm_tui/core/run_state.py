@@ -1,0 +1,127 @@
+"""What a run's output says so far: progress, losses, saved model, the error that ended it.
+
+The supervisor folds events into a RunState to write status.json; a front-end that follows
+train.log folds the same events into its own RunState, so both see the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from vlm_tui.core.output_parser import (
+    CheckpointSaved,
+    EvalMetrics,
+    Event,
+    Metrics,
+    ModelSaved,
+    Progress,
+    Summary,
+    TracebackEvent,
+)
+
+
+def json_number(value: float | int) -> float | int | str:
+    """JSON has no NaN or infinity: those become the strings 'nan', 'inf', '-inf'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def metric_record(event: Event, time: float) -> dict[str, Any] | None:
+    """The metrics.jsonl line for an event, or None for events that are not recorded."""
+    record: dict[str, Any]
+    if isinstance(event, Metrics | EvalMetrics):
+        kind = "train" if isinstance(event, Metrics) else "eval"
+        record = {"kind": kind, "time": round(time, 3), "step": event.step}
+        record.update({key: json_number(value) for key, value in event.values.items()})
+        return record
+    if isinstance(event, Summary):
+        record = {"kind": "summary", "time": round(time, 3)}
+        record.update({key: json_number(value) for key, value in event.values.items()})
+        return record
+    if isinstance(event, CheckpointSaved):
+        return {
+            "kind": "checkpoint",
+            "time": round(time, 3),
+            "step": event.step,
+            "path": event.path,
+        }
+    if isinstance(event, ModelSaved):
+        return {"kind": "model_saved", "time": round(time, 3), "path": event.path}
+    if isinstance(event, TracebackEvent):
+        return {"kind": "error", "time": round(time, 3), "error": event.error, "rank": event.rank}
+    return None
+
+
+@dataclass
+class RunState:
+    progress: Progress | None = None
+    step: int = 0
+    first_loss: float | None = None
+    last_loss: float | None = None
+    learning_rate: float | None = None
+    summary: dict[str, float | int] = field(default_factory=dict)
+    checkpoints: list[str] = field(default_factory=list)
+    model_saved_to: str | None = None
+    last_error: str | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            # Dataset "Map" bars have a description; evaluation bars have none either, but
+            # another total than the trainer's bar, which is the first one without a description.
+            if (
+                not event.description
+                and event.total is not None
+                and (self.progress is None or event.total == self.progress.total)
+            ):
+                self.progress = event
+        elif isinstance(event, Metrics):
+            self.step = event.step
+            loss = event.values.get("loss")
+            if isinstance(loss, int | float):
+                loss = float(loss)
+                if self.first_loss is None:
+                    self.first_loss = loss
+                self.last_loss = loss
+                self.losses.append((event.step, loss))
+            rate = event.values.get("learning_rate")
+            if isinstance(rate, int | float):
+                self.learning_rate = float(rate)
+        elif isinstance(event, Summary):
+            self.summary = dict(event.values)
+        elif isinstance(event, CheckpointSaved) and event.step is not None:
+            # A save without a step number is the final model going into output_dir.
+            self.checkpoints.append(event.path)
+        elif isinstance(event, ModelSaved):
+            self.model_saved_to = event.path
+        elif isinstance(event, TracebackEvent):
+            self.last_error = event.error
+
+    def status_fields(self) -> dict[str, Any]:
+        """The part of status.json that comes from the output."""
+        progress = self.progress
+        return {
+            "progress": None
+            if progress is None
+            else {
+                "step": progress.step,
+                "total": progress.total,
+                "steps_per_second": _finite(progress.steps_per_second),
+                "elapsed_s": _finite(progress.elapsed_s),
+                "remaining_s": _finite(progress.remaining_s),
+            },
+            "steps": self.step,
+            "first_loss": _finite(self.first_loss),
+            "final_loss": _finite(self.last_loss),
+            "summary": {key: json_number(value) for key, value in self.summary.items()},
+            "checkpoints": list(self.checkpoints),
+            "model_saved_to": self.model_saved_to,
+            "last_error": self.last_error,
+        }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,189 @@
+"""The small process that owns one run: `python -m vlm_tui.core.supervisor RUN_FOLDER`.
+
+It starts the training in a process group of its own with stdout and stderr going straight into
+train.log (so the training keeps running and logging even if this process dies), follows that
+file, and writes metrics.jsonl and status.json. Front-ends start it in a new session and then
+only read the folder, so closing a terminal or killing a UI never touches the run.
+
+Signals: SIGINT asks for a graceful stop (forwarded to the training's group: axolotl saves and
+exits); SIGTERM forces one (SIGTERM to the group, SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, BinaryIO
+
+from vlm_tui.core.output_parser import OutputParser
+from vlm_tui.core.run_record import RunPaths, iso, read_json, utc_now, write_json_atomic
+from vlm_tui.core.run_state import RunState, metric_record
+
+POLL_SECONDS = 0.1
+STATUS_EVERY_SECONDS = 1.0
+FORCE_GRACE_SECONDS = 10.0
+READ_CHUNK = 1 << 20
+
+
+class StatusWriter:
+    """status.json as a dict that is rewritten atomically on every change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = read_json(path) or {}
+
+    def update(self, **changes: Any) -> None:
+        self.data.update(changes)
+        write_json_atomic(self.path, self.data)
+
+
+class Supervisor:
+    def __init__(self, paths: RunPaths) -> None:
+        self.paths = paths
+        command = read_json(paths.command)
+        if command is None:
+            raise ValueError(f"{paths.command} is missing or unreadable")
+        self.argv: list[str] = [str(part) for part in command["argv"]]
+        self.cwd = str(command.get("cwd") or os.getcwd())
+        self.parser = OutputParser(
+            logging_steps=int(command.get("logging_steps", 1)),
+            start_step=int(command.get("start_step", 0)),
+        )
+        self.state = RunState()
+        self.status = StatusWriter(paths.status)
+        self.child: subprocess.Popen[bytes] | None = None
+        self.stop_requested: str | None = None
+        self.force_deadline: float | None = None
+
+    # Signals arrive on the main thread between polls; they only set flags and forward.
+    def _on_graceful(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = self.stop_requested or "graceful"
+        self._signal_group(signal.SIGINT)
+
+    def _on_force(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = "force"
+        self._signal_group(signal.SIGTERM)
+        if self.force_deadline is None:
+            self.force_deadline = time.monotonic() + FORCE_GRACE_SECONDS
+
+    def _signal_group(self, signum: int, *, after_exit: bool = False) -> None:
+        if self.child is not None and (after_exit or self.child.returncode is None):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.child.pid, signum)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._on_graceful)
+        signal.signal(signal.SIGTERM, self._on_force)
+        # The terminal that started us may go away; that must not end the run.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.status.update(state="starting", supervisor_pid=os.getpid())
+        with self.paths.log.open("ab") as log_sink:
+            try:
+                self.child = subprocess.Popen(
+                    self.argv,
+                    cwd=self.cwd,
+                    env=os.environ.copy(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_sink,
+                    stderr=subprocess.STDOUT,
+                    # Its own group: stop signals reach the training and every process it forks.
+                    start_new_session=True,
+                )
+            except OSError as error:
+                self.status.update(
+                    state="failed",
+                    exit_code=127,
+                    ended_at=iso(utc_now()),
+                    reason=f"could not start {self.argv[0]}: {error.strerror or error}",
+                )
+                return 127
+        self.status.update(
+            state="running",
+            child_pid=self.child.pid,
+            child_pgid=self.child.pid,
+            started_at=iso(utc_now()),
+        )
+        with self.paths.log.open("rb") as log_source, self.paths.metrics.open("a") as metrics:
+            return self._follow(log_source, metrics)
+
+    def _follow(self, log_source: BinaryIO, metrics: Any) -> int:
+        assert self.child is not None
+        next_status = 0.0
+        while True:
+            exit_code = self.child.poll()
+            chunk = log_source.read(READ_CHUNK)
+            if chunk:
+                self._consume(self.parser.feed(chunk), metrics)
+            now = time.monotonic()
+            if self.force_deadline is not None and now >= self.force_deadline:
+                self._signal_group(signal.SIGKILL)
+                self.force_deadline = None
+            if exit_code is not None and not chunk:
+                break
+            if now >= next_status:
+                self.status.update(**self.state.status_fields())
+                next_status = now + STATUS_EVERY_SECONDS
+            if not chunk:
+                time.sleep(POLL_SECONDS)
+        self._consume(self.parser.finish(), metrics)
+        # Workers the training forked (data loaders, ranks) must not outlive it.
+        self._signal_group(signal.SIGKILL, after_exit=True)
+        return self._finish(exit_code)
+
+    def _consume(self, events: list[Any], metrics: Any) -> None:
+        now = time.time()
+        for event in events:
+            self.state.apply(event)
+            record = metric_record(event, now)
+            if record is not None:
+                metrics.write(json.dumps(record, allow_nan=False) + "\n")
+        metrics.flush()
+
+    def _finish(self, exit_code: int) -> int:
+        if exit_code == 0:
+            state = "stopped" if self.stop_requested else "finished"
+            reason = None
+        else:
+            state = "stopped" if self.stop_requested else "failed"
+            reason = self._failure_reason(exit_code)
+        self.status.update(
+            **self.state.status_fields(),
+            state=state,
+            exit_code=exit_code,
+            ended_at=iso(utc_now()),
+            stop_requested=self.stop_requested,
+            reason=reason,
+        )
+        return exit_code
+
+    def _failure_reason(self, exit_code: int) -> str:
+        if exit_code < 0:
+            try:
+                name = signal.Signals(-exit_code).name
+            except ValueError:
+                name = f"signal {-exit_code}"
+            how = f"killed by {name}"
+        else:
+            how = f"exited with code {exit_code}"
+        if self.state.last_error:
+            return f"{self.state.last_error} ({how})"
+        return f"training {how}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m vlm_tui.core.supervisor RUN_FOLDER", file=sys.stderr)
+        return 2
+    return Supervisor(RunPaths(Path(args[0]))).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""`vlm-tui --no-ui`: the same job without a screen, for batch jobs, CI and SLURM scripts.
+
+It prints the guide's detection lines and the exact command, streams the training's output
+(tqdm redraws collapsed, so log files stay readable), a compact progress line at most once a
+second, a summary, and exits with the training's own exit code.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from vlm_tui.core import launch
+from vlm_tui.core.command import require_training_stack
+from vlm_tui.core.environment import command_line, detection_lines
+from vlm_tui.core.errors import UserError
+from vlm_tui.core.follow import RunFollower
+from vlm_tui.core.output_parser import LogLine
+from vlm_tui.core.run_record import RunPaths
+from vlm_tui.core.run_state import RunState
+
+POLL_SECONDS = 0.1
+PROGRESS_EVERY_SECONDS = 1.0
+PREFIX = "[vlm-tui]"
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def progress_line(state: RunState) -> str | None:
+    progress = state.progress
+    if progress is None:
+        return None
+    parts = [f"{PREFIX} step {progress.step}/{progress.total or '?'}"]
+    if progress.total:
+        parts[0] += f" ({100 * progress.step // progress.total}%)"
+    if state.last_loss is not None:
+        parts.append(f"loss {state.last_loss:.4g}")
+    if state.learning_rate is not None:
+        parts.append(f"lr {state.learning_rate:.3g}")
+    if progress.steps_per_second:
+        parts.append(f"{progress.steps_per_second:.3g} it/s")
+    parts.append(f"ETA {clock(progress.remaining_s)}")
+    return "  ".join(parts)
+
+
+def _runtime(status: Mapping[str, object]) -> float | None:
+    try:
+        start = datetime.fromisoformat(str(status["started_at"]).replace("Z", "+00:00"))
+        end = datetime.fromisoformat(str(status["ended_at"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    return (end - start).total_seconds()
+
+
+def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]) -> list[str]:
+    outcome = str(status.get("state", "unknown"))
+    code = status.get("exit_code")
+    steps = f"{state.step} steps"
+    losses = (
+        f", loss {state.first_loss:.4g} -> {state.last_loss:.4g}"
+        if state.first_loss is not None and state.last_loss is not None
+        else ""
+    )
+    lines = [f"{PREFIX} {outcome} (exit {code}) in {clock(_runtime(status))}: {steps}{losses}"]
+    if outcome != "finished" and status.get("reason"):
+        lines.append(f"{PREFIX} reason: {status['reason']}")
+    if state.model_saved_to:
+        lines.append(f"{PREFIX} model saved to {state.model_saved_to}")
+    elif state.checkpoints:
+        lines.append(f"{PREFIX} last checkpoint: {state.checkpoints[-1]}")
+    lines.append(f"{PREFIX} run record: {paths.root}")
+    return lines
+
+
+def exit_code_of(status: Mapping[str, object]) -> int:
+    """The training's code; a death by signal N reads as 128+N, as shells report it."""
+    code = status.get("exit_code")
+    if not isinstance(code, int):
+        return 1
+    return 128 - code if code < 0 else code
+
+
+class Stopper:
+    """Ctrl+C asks the run to stop gracefully; a second Ctrl+C forces it."""
+
+    def __init__(self, supervisor: subprocess.Popen[bytes], out: TextIO) -> None:
+        self.supervisor = supervisor
+        self.out = out
+        self.requests = 0
+
+    def request(self) -> None:
+        self.requests += 1
+        graceful = self.requests == 1
+        if self.supervisor.poll() is None:
+            self.supervisor.send_signal(signal.SIGINT if graceful else signal.SIGTERM)
+        how = "gracefully (Ctrl+C again to force)" if graceful else "by force"
+        print(f"{PREFIX} stopping {how}", file=self.out, flush=True)
+
+
+def follow(
+    paths: RunPaths, supervisor: subprocess.Popen[bytes], out: TextIO
+) -> tuple[RunState, dict[str, object]]:
+    follower = RunFollower(paths)
+    stopper = Stopper(supervisor, out)
+    next_progress = time.monotonic() + PROGRESS_EVERY_SECONDS
+    last_line: str | None = None
+    while not follower.ended:
+        try:
+            events = follower.poll()
+            for event in events:
+                if isinstance(event, LogLine):
+                    out.write(event.text + "\n")
+            now = time.monotonic()
+            if now >= next_progress and not follower.ended:
+                line = progress_line(follower.state)
+                # A stalled run (loading, saving) does not repeat the same line every second.
+                if line and line != last_line:
+                    out.write(line + "\n")
+                    last_line = line
+                next_progress = now + PROGRESS_EVERY_SECONDS
+            out.flush()
+            if not events and not follower.ended:
+                if supervisor.poll() is not None:
+                    # The supervisor died without recording an end: report what we know.
+                    follower.poll()
+                    if not follower.ended:
+                        follower.status.setdefault("reason", "the run's supervisor died")
+                        break
+                time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            stopper.request()
+    return follower.state, follower.status
+
+
+def run(
+    request: launch.LaunchRequest,
+    environ: Mapping[str, str],
+    workdir: Path,
+    *,
+    dry_run: bool = False,
+    skip_check: bool = False,
+    out: TextIO = sys.stdout,
+) -> int:
+    """The whole headless job; UserError and SetupError propagate to the CLI as one line."""
+    plan = launch.plan_run(request, environ, workdir)
+    if plan.hardware.note:
+        print(f"{PREFIX} {plan.hardware.note}", file=out)
+    if not dry_run:
+        require_training_stack()
+        if plan.demo_assets is not None:
+            print(f"{PREFIX} preparing the demo model and dataset", file=out, flush=True)
+            launch.build_demo_assets(plan.demo_assets, environ)
+        if not skip_check:
+            print(f"{PREFIX} checking the config with axolotl's schema", file=out, flush=True)
+            env = dict(environ, HF_HUB_OFFLINE="1")
+            errors = launch.schema_errors(plan, env)
+            if errors:
+                first = errors[0]
+                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                raise UserError(f"config key {first['field']!r}", f"{first['message']}{more}")
+    paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=dry_run)
+    for line in detection_lines(plan.detection):
+        print(line, file=out)
+    print("", file=out)
+    print(command_line(launch_plan.shown()), file=out)
+    print(f"{PREFIX} run folder: {paths.root}", file=out, flush=True)
+    if dry_run:
+        print(f"{PREFIX} dry run: config written to {paths.config}; nothing launched", file=out)
+        return 0
+    supervisor = launch.start_supervisor(paths, launch_plan)
+    state, status = follow(paths, supervisor, out)
+    for line in summary_lines(paths, state, status):
+        print(line, file=out)
+    out.flush()
+    return exit_code_of(status)
