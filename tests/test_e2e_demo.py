@@ -6,16 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import clean_environ, run_cli
+from vlm_tui.core.schema_check import check_with_axolotl
 
 pytestmark = pytest.mark.e2e
 
 
-def _only_run(workdir: Path) -> Path:
-    runs = sorted((workdir / "runs").iterdir())
-    assert len(runs) == 1, runs
-    return runs[0]
+def _first_run(workdir: Path) -> Path:
+    """The run the fixture made (a later test adds a dry run beside it)."""
+    return sorted((workdir / "runs").iterdir())[0]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def demo_run(demo_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 def test_demo_trains_and_exits_0(demo_run: tuple[Path, str, int]) -> None:
     workdir, output, code = demo_run
     assert code == 0, output[-3000:]
-    status = json.loads((_only_run(workdir) / "status.json").read_text())
+    assert len(list((workdir / "runs").iterdir())) == 1
+    status = json.loads((_first_run(workdir) / "status.json").read_text())
     assert status["state"] == "finished"
     assert status["exit_code"] == 0
     assert "🖥️  Single GPU mode - running without distributed setup" in output
@@ -42,7 +44,7 @@ def test_every_logged_step_has_a_loss_and_the_loss_goes_down(
     demo_run: tuple[Path, str, int],
 ) -> None:
     workdir, _, _ = demo_run
-    run = _only_run(workdir)
+    run = _first_run(workdir)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     status = json.loads((run / "status.json").read_text())
@@ -65,7 +67,7 @@ def test_the_adapter_is_saved(demo_run: tuple[Path, str, int]) -> None:
 
 def test_train_log_holds_everything_the_child_printed(demo_run: tuple[Path, str, int]) -> None:
     workdir, output, _ = demo_run
-    run = _only_run(workdir)
+    run = _first_run(workdir)
     raw = (run / "train.log").read_bytes()
     assert b"\r" in raw  # the tqdm redraws, byte for byte
     log_text = raw.decode("utf-8", "replace")
@@ -115,7 +117,24 @@ def test_a_failing_training_exits_nonzero_with_a_reason(demo_cache: Path, tmp_pa
     assert done.returncode != 0
     reasons = [line for line in done.stdout.splitlines() if line.startswith("[vlm-tui] reason: ")]
     assert len(reasons) == 1 and len(reasons[0]) > len("[vlm-tui] reason: ")
-    status = json.loads((_only_run(tmp_path) / "status.json").read_text())
+    status = json.loads((_first_run(tmp_path) / "status.json").read_text())
     assert status["state"] == "failed"
     assert status["exit_code"] == done.returncode
     assert status["reason"] == reasons[0].removeprefix("[vlm-tui] reason: ")
+
+
+def test_the_demo_config_passes_axolotls_schema(demo_run: tuple[Path, str, int]) -> None:
+    workdir, output, _ = demo_run
+    assert "[vlm-tui] checking the config with axolotl's schema" in output
+    config = _first_run(workdir) / "config.yml"
+    assert check_with_axolotl(config, clean_environ({"HF_HUB_OFFLINE": "1"})) == []
+
+
+def test_axolotls_schema_errors_come_back_as_field_errors(demo_run: tuple[Path, str, int]) -> None:
+    workdir, _, _ = demo_run
+    config = yaml.safe_load((_first_run(workdir) / "config.yml").read_text())
+    config["micro_batch_size"] = "lots"
+    broken = workdir / "broken.yml"
+    broken.write_text(yaml.safe_dump(config))
+    errors = check_with_axolotl(broken, clean_environ({"HF_HUB_OFFLINE": "1"}))
+    assert [error["field"] for error in errors] == ["micro_batch_size"]
