@@ -199,24 +199,6 @@ def test_main_reports_a_failed_build_in_one_line(
     assert out == "" and err.count("\n") == 1 and err.startswith("demo build failed:")
 
 
-def test_module_import_stays_light() -> None:
-    heavy = ("torch", "transformers", "tokenizers", "PIL")
-    code = (
-        "import sys, vlm_tui.core.demo\n"
-        f"loaded = [m for m in {heavy!r} if m in sys.modules]\n"
-        "assert not loaded, loaded\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=clean_environ(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 def test_asset_paths_touch_nothing(tmp_path: Path) -> None:
     root = tmp_path / "not-there"
     assets = demo.demo_asset_paths(root)

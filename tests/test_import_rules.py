@@ -17,7 +17,7 @@ import pytest
 import vlm_tui.core
 from tests.helpers import clean_environ
 
-HEAVY = ("torch", "transformers", "accelerate", "axolotl", "peft", "datasets")
+HEAVY = ("torch", "transformers", "tokenizers", "PIL", "accelerate", "axolotl", "peft", "datasets")
 CORE_MODULES = sorted(
     f"vlm_tui.core.{info.name}" for info in pkgutil.iter_modules(vlm_tui.core.__path__)
 )
