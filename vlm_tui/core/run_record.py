@@ -102,20 +102,3 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Every complete record of a metrics.jsonl (a torn last line is skipped)."""
-    records: list[dict[str, Any]] = []
-    try:
-        with path.open(encoding="utf-8", errors="replace") as stream:
-            for line in stream:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    records.append(record)
-    except OSError:
-        return records
-    return records

@@ -22,12 +22,3 @@ def redact_environment(environ: Mapping[str, str]) -> dict[str, str]:
         name: (REDACTED if is_secret_name(name) and value else value)
         for name, value in sorted(environ.items())
     }
-
-
-def redact_text(text: str, environ: Mapping[str, str]) -> str:
-    """Remove secret values that leaked into a line we are about to show or store."""
-    for name, value in environ.items():
-        # Short values ("1", "true") would blank out ordinary words: only real secrets.
-        if len(value) >= 8 and is_secret_name(name):
-            text = text.replace(value, REDACTED)
-    return text
