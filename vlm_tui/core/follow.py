@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
-from vlm_tui.core.output_parser import Event, OutputParser
+from vlm_tui.core.output_parser import Event
 from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json
-from vlm_tui.core.run_state import RunState
+from vlm_tui.core.run_state import RunState, parser_for_run
 
 READ_CHUNK = 1 << 20
 
@@ -20,10 +20,7 @@ class RunFollower:
     def __init__(self, paths: RunPaths) -> None:
         self.paths = paths
         command = read_json(paths.command) or {}
-        self.parser = OutputParser(
-            logging_steps=int(command.get("logging_steps", 1)),
-            start_step=int(command.get("start_step", 0)),
-        )
+        self.parser = parser_for_run(command)
         self.state = RunState()
         self.status: dict[str, Any] = read_json(paths.status) or {}
         self.ended = False

@@ -16,10 +16,19 @@ from vlm_tui.core.output_parser import (
     Event,
     Metrics,
     ModelSaved,
+    OutputParser,
     Progress,
     Summary,
     TracebackEvent,
 )
+
+
+def parser_for_run(command: dict[str, Any]) -> OutputParser:
+    """The parser command.json describes; supervisor and followers must number steps alike."""
+    return OutputParser(
+        logging_steps=int(command.get("logging_steps", 1)),
+        start_step=int(command.get("start_step", 0)),
+    )
 
 
 def json_number(value: float | int) -> float | int | str:

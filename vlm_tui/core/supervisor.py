@@ -22,9 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
 
-from vlm_tui.core.output_parser import OutputParser
 from vlm_tui.core.run_record import RunPaths, iso, read_json, utc_now, write_json_atomic
-from vlm_tui.core.run_state import RunState, metric_record
+from vlm_tui.core.run_state import RunState, metric_record, parser_for_run
 
 POLL_SECONDS = 0.1
 STATUS_EVERY_SECONDS = 1.0
@@ -52,10 +51,7 @@ class Supervisor:
             raise ValueError(f"{paths.command} is missing or unreadable")
         self.argv: list[str] = [str(part) for part in command["argv"]]
         self.cwd = str(command.get("cwd") or os.getcwd())
-        self.parser = OutputParser(
-            logging_steps=int(command.get("logging_steps", 1)),
-            start_step=int(command.get("start_step", 0)),
-        )
+        self.parser = parser_for_run(command)
         self.state = RunState()
         self.status = StatusWriter(paths.status)
         self.child: subprocess.Popen[bytes] | None = None
