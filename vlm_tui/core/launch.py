@@ -66,9 +66,8 @@ class RunPlan:
     demo_assets: demo.DemoAssets | None
 
 
-def demo_settings(settings: Settings, environ: Mapping[str, str], workdir: Path) -> Settings:
+def demo_settings(settings: Settings, assets: demo.DemoAssets, workdir: Path) -> Settings:
     """The demo's model, data and training values, under anything the user set explicitly."""
-    assets = demo.demo_asset_paths(demo.demo_cache_root(environ))
     values: dict[str, Any] = {
         "base_model": str(assets.model_dir),
         "dataset_name": str(assets.dataset_path),
@@ -99,8 +98,9 @@ def _holds_results(folder: Path) -> bool:
 def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) -> RunPlan:
     """Decide the config and command inputs; raises UserError for anything the user must fix."""
     settings = request.settings
-    if request.demo:
-        settings = demo_settings(settings, environ, workdir)
+    demo_assets = demo.demo_asset_paths(demo.demo_cache_root(environ)) if request.demo else None
+    if demo_assets is not None:
+        settings = demo_settings(settings, demo_assets, workdir)
     if request.loaded_config is None:
         check_consistency(settings)
     hardware = probe_hardware(environ)
@@ -131,7 +131,7 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
         hardware=hardware,
         output_dir=output_dir,
         offline=offline,
-        demo_assets=demo.demo_asset_paths(demo.demo_cache_root(environ)) if request.demo else None,
+        demo_assets=demo_assets,
     )
 
 
