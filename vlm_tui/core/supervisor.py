@@ -39,6 +39,9 @@ class StatusWriter:
         self.data: dict[str, Any] = read_json(path) or {}
 
     def update(self, **changes: Any) -> None:
+        # Called every second while training; an idle run (loading, saving) rewrites nothing.
+        if all(self.data.get(key, object()) == value for key, value in changes.items()):
+            return
         self.data.update(changes)
         write_json_atomic(self.path, self.data)
 
