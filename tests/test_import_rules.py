@@ -42,6 +42,13 @@ def _imported_after(code: str, cwd: Path) -> set[str]:
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def test_version_checks_read_metadata_without_importing_the_stack(tmp_path: Path) -> None:
+    loaded = _imported_after(
+        "from vlm_tui.core.preflight import check_versions\ncheck_versions()", tmp_path
+    )
+    assert not loaded & set(HEAVY)
+
+
 @pytest.mark.parametrize("module", CORE_MODULES)
 def test_core_module_imports_neither_ui_nor_training_stack(module: str, tmp_path: Path) -> None:
     loaded = _imported_after(f"import {module}", tmp_path)

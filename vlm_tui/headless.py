@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from vlm_tui.core import launch
+from vlm_tui.core import doctor, launch
 from vlm_tui.core.command import require_training_stack
-from vlm_tui.core.environment import command_line, detection_lines
+from vlm_tui.core.environment import command_line, topology_lines
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.follow import RunFollower
 from vlm_tui.core.output_parser import LogLine
@@ -144,6 +144,28 @@ def follow(
     return follower.state, follower.status
 
 
+def preflight(plan: launch.RunPlan, environ: Mapping[str, str], out: TextIO) -> None:
+    """Local checks, then the network ones; the first failure stops the launch (exit 2)."""
+    topology = plan.topology
+    checks = doctor.local_checks(topology, plan.hardware, plan.output_dir, environ)
+    if topology.distributed and topology.node_rank > 0 and topology.uses_accelerate:
+        print(
+            f"{PREFIX} waiting up to {plan.settings.rendezvous_timeout} s for the master at"
+            f" {topology.master_addr}:{topology.master_port}",
+            file=out,
+            flush=True,
+        )
+    checks += doctor.network_checks(topology, wait_s=plan.settings.rendezvous_timeout)
+    for check in checks:
+        if check.outcome != "pass":
+            print(f"{PREFIX} pre-flight: {doctor.check_line(check)}", file=out)
+    passed = sum(check.outcome == "pass" for check in checks)
+    print(f"{PREFIX} pre-flight: {passed}/{len(checks)} checks passed", file=out, flush=True)
+    failure = doctor.first_failure(checks)
+    if failure is not None:
+        raise UserError(failure.name, f"{failure.detail}; {failure.fix}".rstrip("; "))
+
+
 def run(
     request: launch.LaunchRequest,
     environ: Mapping[str, str],
@@ -157,6 +179,8 @@ def run(
     plan = launch.plan_run(request, environ, workdir)
     if plan.hardware.note:
         print(f"{PREFIX} {plan.hardware.note}", file=out)
+    for note in plan.topology.notes:
+        print(f"{PREFIX} {note}", file=out)
     if not dry_run:
         require_training_stack()
         if plan.demo_assets is not None:
@@ -170,8 +194,10 @@ def run(
                 first = errors[0]
                 more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
                 raise UserError(f"config key {first['field']!r}", f"{first['message']}{more}")
+        preflight(plan, environ, out)
     paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=dry_run)
-    for line in detection_lines(plan.detection):
+    port = launch.launch_port(launch_plan)
+    for line in topology_lines(plan.topology, plan.detection, port):
         print(line, file=out)
     print("", file=out)
     print(command_line(launch_plan.shown()), file=out)

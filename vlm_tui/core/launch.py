@@ -23,7 +23,12 @@ from vlm_tui.core.axolotl_config import (
 )
 from vlm_tui.core.command import (
     LaunchPlan,
-    single_process_argv,
+    accelerate_config_text,
+    accelerate_launcher,
+    distributed_environment,
+    free_port,
+    mixed_precision_for,
+    training_argv,
     training_environment,
 )
 from vlm_tui.core.environment import Detection, detect
@@ -40,6 +45,13 @@ from vlm_tui.core.run_record import (
 from vlm_tui.core.schema_check import check_with_axolotl
 from vlm_tui.core.secrets import redact_environment
 from vlm_tui.core.settings import Settings, check_consistency
+from vlm_tui.core.topology import INSIDE_LAUNCHER, Topology, resolve_topology
+
+# Ships with vlm-tui; imported only inside the training processes.
+CPU_PLACEMENT_PLUGIN = "vlm_tui.training.cpu_placement.CpuPlacementPlugin"
+ACCELERATE_CONFIG_NAME = "accelerate.yaml"
+# Where a node other than node 0 lets axolotl write: its own run folder, never the shared output.
+NODE_OUTPUT_NAME = "node-output"
 
 DEMO_OUTPUT_NAME = "vlm-tui-demo"
 
@@ -60,6 +72,7 @@ class RunPlan:
     settings: Settings
     config: dict[str, Any]
     detection: Detection
+    topology: Topology
     hardware: Hardware
     output_dir: Path
     offline: bool
@@ -104,6 +117,7 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
     if request.loaded_config is None:
         check_consistency(settings)
     hardware = probe_hardware(environ)
+    topology = resolve_topology(environ, hardware.gpu_count, settings.gpus_per_node)
     if request.loaded_config is None:
         config = build_axolotl_config(settings, hardware, workdir)
     else:
@@ -113,7 +127,11 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
         raise UserError("output_model_name", "is required: the config names no output_dir")
     output_dir = (workdir / output).resolve()
     config["output_dir"] = str(output_dir)
-    if _holds_results(output_dir) and not request.overwrite:
+    if topology.distributed and hardware.gpu_count == 0:
+        plugins = [str(p) for p in config.get("plugins") or [] if p != CPU_PLACEMENT_PLUGIN]
+        config["plugins"] = [*plugins, CPU_PLACEMENT_PLUGIN]
+    # Other nodes never write into the output folder, so what is already there is node 0's.
+    if topology.node_rank == 0 and _holds_results(output_dir) and not request.overwrite:
         raise UserError(
             "output_model_name",
             f"{output_dir} already holds files from an earlier run; choose another name"
@@ -128,6 +146,7 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
         settings=settings,
         config=config,
         detection=detect(environ),
+        topology=topology,
         hardware=hardware,
         output_dir=output_dir,
         offline=offline,
@@ -136,7 +155,19 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
 
 
 def run_name(plan: RunPlan) -> str:
-    return plan.settings.output_model_name or plan.output_dir.name
+    """The run folder's name; other nodes' and ranks' records on shared storage never collide."""
+    name = plan.settings.output_model_name or plan.output_dir.name
+    topology = plan.topology
+    if topology.mode == INSIDE_LAUNCHER and topology.global_rank > 0:
+        return f"{name}-rank{topology.global_rank}"
+    if topology.node_rank > 0:
+        return f"{name}-node{topology.node_rank}"
+    return name
+
+
+def writes_shared_output(plan: RunPlan) -> bool:
+    """Whether this node's processes may write into the output folder (only node 0's do)."""
+    return plan.topology.node_rank == 0
 
 
 def build_demo_assets(assets: demo.DemoAssets, environ: Mapping[str, str]) -> None:
@@ -166,18 +197,36 @@ def schema_errors(plan: RunPlan, env: Mapping[str, str]) -> list[dict[str, str]]
 def launch_plan(
     plan: RunPlan, paths: RunPaths, environ: Mapping[str, str], workdir: Path
 ) -> LaunchPlan:
-    if plan.detection.distributed:
-        raise SetupError(
-            "distributed launch is not wired yet in this build; unset "
-            + ", ".join(name for name, _ in plan.detection.variables)
-            + " to train on this node alone"
-        )
     env = training_environment(environ, offline=plan.offline)
     if plan.demo_assets is not None:
         # The demo is tiny: extra threads only fight over a shared CPU.
         for name, value in demo.DEMO_ENVIRONMENT.items():
             env.setdefault(name, value)
-    return LaunchPlan(argv=single_process_argv(paths.config), env=env, cwd=str(workdir))
+    topology = plan.topology
+    on_cpu = plan.hardware.gpu_count == 0
+    if topology.distributed:
+        env = distributed_environment(env, topology, on_cpu=on_cpu)
+    accelerate_config = paths.root / ACCELERATE_CONFIG_NAME
+    if topology.uses_accelerate:
+        accelerate_config.write_text(accelerate_config_text(on_cpu), encoding="utf-8")
+    argv = training_argv(
+        topology,
+        config_path=paths.config,
+        accelerate_config=accelerate_config,
+        mixed_precision=mixed_precision_for(plan.config),
+        port=topology.master_port or (free_port() if topology.uses_accelerate else 0),
+        rendezvous_timeout=plan.settings.rendezvous_timeout,
+        launcher=accelerate_launcher(),
+    )
+    return LaunchPlan(argv=argv, env=env, cwd=str(workdir))
+
+
+def launch_port(launch: LaunchPlan) -> int | None:
+    """The rendezvous port the command uses (picked at launch for one-node runs)."""
+    argv = list(launch.argv)
+    if "--main_process_port" in argv:
+        return int(argv[argv.index("--main_process_port") + 1])
+    return None
 
 
 def record_run(
@@ -185,8 +234,12 @@ def record_run(
 ) -> tuple[RunPaths, LaunchPlan]:
     """Create the run folder with config.yml, command.json and a first status.json."""
     paths = create_run_folder(workdir / RUNS_FOLDER, run_name(plan), utc_now())
-    paths.config.write_text(dump_axolotl_yaml(plan.config), encoding="utf-8")
+    config = plan.config
+    if not writes_shared_output(plan):
+        config = {**config, "output_dir": str(paths.root / NODE_OUTPUT_NAME)}
+    paths.config.write_text(dump_axolotl_yaml(config), encoding="utf-8")
     launch = launch_plan(plan, paths, environ, workdir)
+    topology = plan.topology
     write_json_atomic(
         paths.command,
         {
@@ -194,7 +247,19 @@ def record_run(
             "shown": launch.shown(),
             "cwd": launch.cwd,
             "env": redact_environment(launch.env),
-            "mode": "distributed" if plan.detection.distributed else "single",
+            "mode": topology.mode,
+            "topology": {
+                "source": topology.source,
+                "nodes": topology.nodes,
+                "node_rank": topology.node_rank,
+                "processes_per_node": topology.processes_per_node,
+                "world_size": topology.world_size,
+                "global_rank": topology.global_rank,
+                "local_rank": topology.local_rank,
+                "master_addr": topology.master_addr,
+                "master_port": launch_port(launch) or topology.master_port,
+                "origins": topology.origins,
+            },
             "logging_steps": int(plan.config.get("logging_steps") or 1),
             "start_step": 0,
         },
@@ -205,7 +270,9 @@ def record_run(
             "run_id": paths.run_id,
             "state": "dry_run" if dry_run else "created",
             "created_at": iso(utc_now()),
-            "output_dir": str(plan.output_dir),
+            "output_dir": str(
+                plan.output_dir if writes_shared_output(plan) else config["output_dir"]
+            ),
             "config": str(paths.config),
             "exit_code": None,
         },

@@ -243,6 +243,18 @@ FIELDS: tuple[FieldSpec, ...] = (
         "save_steps", optional(int_in(1, 10_000_000)), "steps between checkpoints", "training"
     ),
     FieldSpec("logging_steps", int_in(1, 100_000), "steps between logged losses", "training"),
+    FieldSpec(
+        "gpus_per_node",
+        optional(int_in(1, 1024)),
+        "processes per node (default: NPROC_PER_NODE, else the GPUs this node sees)",
+        "distributed",
+    ),
+    FieldSpec(
+        "rendezvous_timeout",
+        int_in(5, 86_400),
+        "seconds nodes wait for each other at start before giving up",
+        "distributed",
+    ),
 )
 FIELDS_BY_NAME = {spec.name: spec for spec in FIELDS}
 
@@ -274,6 +286,8 @@ class Settings:
     save_strategy: str = "epoch"
     save_steps: int | None = None
     logging_steps: int = 1
+    gpus_per_node: int | None = None
+    rendezvous_timeout: int = 600
     # The fields the user set (flags, form edits), as opposed to defaults; with `--config` only
     # these override the loaded YAML.
     explicit: frozenset[str] = field(default=frozenset(), compare=False)

@@ -18,10 +18,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
 
+from vlm_tui.core.environment import verification_lines
 from vlm_tui.core.run_record import RunPaths, iso, read_json, utc_now, write_json_atomic
 from vlm_tui.core.run_state import RunState, metric_record, parser_for_run
 
@@ -55,6 +57,7 @@ class Supervisor:
         self.argv: list[str] = [str(part) for part in command["argv"]]
         self.cwd = str(command.get("cwd") or os.getcwd())
         self.parser = parser_for_run(command)
+        self.topology: dict[str, Any] = dict(command.get("topology") or {})
         self.state = RunState()
         self.status = StatusWriter(paths.status)
         self.child: subprocess.Popen[bytes] | None = None
@@ -84,6 +87,8 @@ class Supervisor:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         self.status.update(state="starting", supervisor_pid=os.getpid())
         with self.paths.log.open("ab") as log_sink:
+            log_sink.write(self._verification_text().encode())
+            log_sink.flush()
             try:
                 self.child = subprocess.Popen(
                     self.argv,
@@ -111,6 +116,19 @@ class Supervisor:
         )
         with self.paths.log.open("rb") as log_source, self.paths.metrics.open("a") as metrics:
             return self._follow(log_source, metrics)
+
+    def _verification_text(self) -> str:
+        """The guide's verification lines, first in train.log so every front-end shows them."""
+        world_size = int(self.topology.get("world_size", 1))
+        if world_size <= 1:
+            return ""
+        lines = verification_lines(
+            world_size,
+            int(self.topology.get("global_rank", 0)),
+            int(self.topology.get("local_rank", 0)),
+            datetime.now(),
+        )
+        return "".join(line + "\n" for line in lines)
 
     def _follow(self, log_source: BinaryIO, metrics: Any) -> int:
         assert self.child is not None
