@@ -76,6 +76,9 @@ def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]
     lines = [f"{PREFIX} {outcome} (exit {code}) in {clock(_runtime(status))}: {steps}{losses}"]
     if outcome != "finished" and status.get("reason"):
         lines.append(f"{PREFIX} reason: {status['reason']}")
+    if outcome == "failed" and status.get("cause"):
+        lines.append(f"{PREFIX} cause: {status['cause']}")
+        lines.append(f"{PREFIX} fix: {status.get('fix', '')}")
     if state.model_saved_to:
         lines.append(f"{PREFIX} model saved to {state.model_saved_to}")
     elif state.checkpoints:

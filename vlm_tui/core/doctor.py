@@ -55,7 +55,9 @@ def network_checks(topology: Topology, *, wait_s: float) -> list[Check]:
     wait = preflight.wait_for_master(topology.master_addr, port, wait_s)
     if wait.outcome == "fail" and address.outcome == "warn":
         # The likeliest cause, named first: a loopback MASTER_ADDR pointing at this worker.
-        wait = replace(wait, detail=f"{wait.detail}; {address.detail}", fix=address.fix)
+        wait = replace(
+            wait, detail=f"{wait.detail}; {address.detail}", fix=f"{address.fix}; {wait.fix}"
+        )
     return [address, wait]
 
 

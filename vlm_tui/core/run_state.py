@@ -10,10 +10,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlm_tui.core.failure_hints import FailureScanner
 from vlm_tui.core.output_parser import (
     CheckpointSaved,
     EvalMetrics,
     Event,
+    LogLine,
     Metrics,
     ModelSaved,
     OutputParser,
@@ -76,9 +78,14 @@ class RunState:
     model_saved_to: str | None = None
     last_error: str | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)
+    # Known distributed failures seen in the output; shown only if the run fails, since some
+    # (a retried connection) also appear in runs that go on to succeed.
+    failures: FailureScanner = field(default_factory=FailureScanner)
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, Progress):
+        if isinstance(event, LogLine):
+            self.failures.feed(event.text)
+        elif isinstance(event, Progress):
             # Dataset "Map" bars have a description; evaluation bars have none either, but
             # another total than the trainer's bar, which is the first one without a description.
             if (
@@ -130,6 +137,13 @@ class RunState:
             "model_saved_to": self.model_saved_to,
             "last_error": self.last_error,
         }
+
+    def failure_fields(self) -> dict[str, Any]:
+        """The cause and fix of a failed run, for status.json (empty when nothing matched)."""
+        hint = self.failures.best
+        if hint is None:
+            return {}
+        return {"hint": hint.key, "cause": hint.cause, "fix": hint.fix}
 
 
 def _finite(value: float | None) -> float | None:

@@ -170,8 +170,10 @@ class Supervisor:
         else:
             state = "stopped" if self.stop_requested else "failed"
             reason = self._failure_reason(exit_code)
+        hint = self.state.failure_fields() if state == "failed" else {}
         self.status.update(
             **self.state.status_fields(),
+            **hint,
             state=state,
             exit_code=exit_code,
             ended_at=iso(utc_now()),
