@@ -32,10 +32,11 @@ def _spellings(name: str) -> list[str]:
     return [f"--{name}"] if dashed == name else [f"--{name}", f"--{dashed}"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="vlm-tui",
-        description="Launch and monitor vision-language model fine-tuning with Axolotl.",
+        prog=prog,
+        description="Launch and monitor vision-language model fine-tuning with Axolotl."
+        " `vlm-tui doctor` runs the pre-flight checks alone.",
         allow_abbrev=False,
     )
     mode = parser.add_argument_group("what to run")
@@ -82,9 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    options = build_parser().parse_args(args)
+    doctor = args[:1] == ["doctor"]
+    if doctor:
+        args = args[1:]
+    options = build_parser("vlm-tui doctor" if doctor else "vlm-tui").parse_args(args)
     try:
-        return _run(options)
+        return _doctor(options) if doctor else _run(options)
     except UserError as error:
         # Our own settings are named as flags; axolotl's keys as they appear in the YAML.
         known = error.field in FIELDS_BY_NAME or error.field == "config"
@@ -96,14 +100,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _given(options: argparse.Namespace) -> dict[str, Any]:
+    return {
+        spec.name: getattr(options, spec.name) for spec in FIELDS if hasattr(options, spec.name)
+    }
+
+
+def _doctor(options: argparse.Namespace) -> int:
+    from vlm_tui import headless
+
+    settings = settings_from_values(_given(options), require_data=False)
+    return headless.run_doctor(settings, os.environ, Path.cwd())
+
+
 def _run(options: argparse.Namespace) -> int:
     from vlm_tui.core.axolotl_config import load_axolotl_yaml
     from vlm_tui.core.launch import LaunchRequest
 
-    given = {
-        spec.name: getattr(options, spec.name) for spec in FIELDS if hasattr(options, spec.name)
-    }
-    settings = settings_from_values(given, require_data=False)
+    settings = settings_from_values(_given(options), require_data=False)
     loaded = None
     if options.config is not None:
         if options.demo:

@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import TextIO
 
 from vlm_tui.core import doctor, launch
+from vlm_tui.core.axolotl_config import OUTPUTS_FOLDER, output_dir_for
 from vlm_tui.core.command import require_training_stack
-from vlm_tui.core.environment import command_line, topology_lines
+from vlm_tui.core.environment import command_line, detect, topology_lines
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.follow import RunFollower
+from vlm_tui.core.hardware import probe_hardware
 from vlm_tui.core.output_parser import LogLine
 from vlm_tui.core.run_record import RunPaths
 from vlm_tui.core.run_state import RunState
+from vlm_tui.core.settings import Settings
+from vlm_tui.core.topology import resolve_topology
 
 POLL_SECONDS = 0.1
 PROGRESS_EVERY_SECONDS = 1.0
@@ -167,6 +171,37 @@ def preflight(plan: launch.RunPlan, environ: Mapping[str, str], out: TextIO) -> 
     failure = doctor.first_failure(checks)
     if failure is not None:
         raise UserError(failure.name, f"{failure.detail}; {failure.fix}".rstrip("; "))
+
+
+DOCTOR_WAIT_SECONDS = 10
+
+
+def run_doctor(
+    settings: Settings, environ: Mapping[str, str], workdir: Path, out: TextIO = sys.stdout
+) -> int:
+    """`vlm-tui doctor`: this node's topology and every pre-flight check; 1 if any fails."""
+    hardware = probe_hardware(environ)
+    topology = resolve_topology(environ, hardware.gpu_count, settings.gpus_per_node)
+    for line in topology_lines(topology, detect(environ), topology.master_port):
+        print(line, file=out)
+    for note in topology.notes:
+        print(f"{PREFIX} {note}", file=out)
+    name = settings.output_model_name
+    output_dir = output_dir_for(name, workdir) if name else (workdir / OUTPUTS_FOLDER).resolve()
+    checks = doctor.local_checks(topology, hardware, output_dir, environ)
+    # A quick look, not the launch's patient wait, unless a timeout was asked for.
+    wait = (
+        settings.rendezvous_timeout
+        if "rendezvous_timeout" in settings.explicit
+        else DOCTOR_WAIT_SECONDS
+    )
+    checks += doctor.network_checks(topology, wait_s=wait)
+    for check in checks:
+        print(doctor.check_line(check), file=out)
+    failed = sum(check.outcome == "fail" for check in checks)
+    warned = sum(check.outcome == "warn" for check in checks)
+    print(f"{len(checks)} checks: {failed} failed, {warned} warnings", file=out)
+    return 1 if failed else 0
 
 
 def run(
