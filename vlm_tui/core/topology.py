@@ -256,17 +256,15 @@ def _mpi(
     if local_size == 1:
         # One MPI rank per node: it is the node's launcher, like the guide's RANK per node.
         per_node = _processes_per_node(reader, gpu_count, gpus_per_node)
-        return Topology(
-            mode=_mode(size, per_node.count),
-            source=source,
+        return _per_node(
+            source,
+            reader,
             nodes=size,
             node_rank=rank,
-            processes_per_node=per_node.count,
-            master_addr=master,
-            master_port=port,
-            global_rank=rank * per_node.count,
+            per_node=per_node,
+            master=master,
+            port=port,
             origins={**origins, "node_rank": rank_name, "processes_per_node": per_node.origin},
-            evidence=tuple(reader.evidence),
         )
     if size % local_size:
         raise UserError(local_size_name, f"is {local_size}, which does not divide {size_name}")
@@ -316,6 +314,32 @@ def _per_process(
             "MASTER_ADDR": master,
             "MASTER_PORT": str(port),
         },
+    )
+
+
+def _per_node(
+    source: str,
+    reader: _Reader,
+    *,
+    nodes: int,
+    node_rank: int,
+    per_node: _PerNode,
+    master: str,
+    port: int | None,
+    origins: dict[str, str],
+) -> Topology:
+    """One launcher per node, starting the node's processes; its first rank follows."""
+    return Topology(
+        mode=_mode(nodes, per_node.count),
+        source=source,
+        nodes=nodes,
+        node_rank=node_rank,
+        processes_per_node=per_node.count,
+        master_addr=master,
+        master_port=port,
+        global_rank=node_rank * per_node.count,
+        origins=origins,
+        evidence=tuple(reader.evidence),
     )
 
 
@@ -401,15 +425,14 @@ def _slurm(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Topolo
     if node_rank >= nodes:
         raise UserError(node_origin, f"is {node_rank} but the step has {nodes} nodes")
     per_node = _processes_per_node(reader, gpu_count, gpus_per_node)
-    return Topology(
-        mode=_mode(nodes, per_node.count),
-        source="slurm",
+    return _per_node(
+        "slurm",
+        reader,
         nodes=nodes,
         node_rank=node_rank,
-        processes_per_node=per_node.count,
-        master_addr=master,
-        master_port=port,
-        global_rank=node_rank * per_node.count,
+        per_node=per_node,
+        master=master,
+        port=port,
         origins={
             "nodes": nodes_name,
             "node_rank": node_origin,
@@ -417,7 +440,6 @@ def _slurm(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Topolo
             "master_addr": master_origin,
             "master_port": port_origin,
         },
-        evidence=tuple(reader.evidence),
     )
 
 
@@ -476,15 +498,14 @@ def _kubeflow(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Top
     if port is None:
         port, port_origin = DEFAULT_PORT, "default"
     per_node = _processes_per_node(reader, gpu_count, gpus_per_node, "PET_NPROC_PER_NODE")
-    return Topology(
-        mode=_mode(nodes, per_node.count),
-        source="kubeflow",
+    return _per_node(
+        "kubeflow",
+        reader,
         nodes=nodes,
         node_rank=node_rank,
-        processes_per_node=per_node.count,
-        master_addr=address or "127.0.0.1",
-        master_port=port,
-        global_rank=node_rank * per_node.count,
+        per_node=per_node,
+        master=address or "127.0.0.1",
+        port=port,
         origins={
             "nodes": "PET_NNODES",
             "node_rank": node_origin,
@@ -492,7 +513,6 @@ def _kubeflow(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Top
             "master_addr": master_origin if address else "default",
             "master_port": port_origin,
         },
-        evidence=tuple(reader.evidence),
     )
 
 
@@ -514,15 +534,14 @@ def _sagemaker(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> To
         per_node = _PerNode(1, "no GPU: one process per node")
     port = reader.port("MASTER_PORT")
     node_rank = hosts.index(current)
-    return Topology(
-        mode=_mode(len(hosts), per_node.count),
-        source="sagemaker",
+    return _per_node(
+        "sagemaker",
+        reader,
         nodes=len(hosts),
         node_rank=node_rank,
-        processes_per_node=per_node.count,
-        master_addr=hosts[0],
-        master_port=port or SAGEMAKER_PORT,
-        global_rank=node_rank * per_node.count,
+        per_node=per_node,
+        master=hosts[0],
+        port=port or SAGEMAKER_PORT,
         origins={
             "nodes": "SM_HOSTS",
             "node_rank": "SM_CURRENT_HOST",
@@ -530,7 +549,6 @@ def _sagemaker(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> To
             "master_addr": "SM_HOSTS",
             "master_port": "MASTER_PORT" if port else "default",
         },
-        evidence=tuple(reader.evidence),
     )
 
 
@@ -589,17 +607,15 @@ def _guide(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Topolo
     elif port is not None:
         origins["master_port"] = "MASTER_PORT"
     origins["master_addr"] = "MASTER_ADDR" if address else "default"
-    return Topology(
-        mode=_mode(nodes, per_node.count),
-        source="guide",
+    return _per_node(
+        "guide",
+        reader,
         nodes=nodes,
         node_rank=this_node,
-        processes_per_node=per_node.count,
-        master_addr=address or "127.0.0.1",
-        master_port=port,
-        global_rank=this_node * per_node.count,
+        per_node=per_node,
+        master=address or "127.0.0.1",
+        port=port,
         origins=origins,
-        evidence=tuple(reader.evidence),
     )
 
 
