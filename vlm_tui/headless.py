@@ -155,7 +155,7 @@ def preflight(plan: launch.RunPlan, environ: Mapping[str, str], out: TextIO) -> 
     """Local checks, then the network ones; the first failure stops the launch (exit 2)."""
     topology = plan.topology
     checks = doctor.local_checks(topology, plan.hardware, plan.output_dir, environ)
-    if topology.distributed and topology.node_rank > 0 and topology.uses_accelerate:
+    if doctor.waits_for_master(topology):
         print(
             f"{PREFIX} waiting up to {plan.settings.rendezvous_timeout} s for the master at"
             f" {topology.master_addr}:{topology.master_port}",
@@ -234,8 +234,7 @@ def run(
                 raise UserError(f"config key {first['field']!r}", f"{first['message']}{more}")
         preflight(plan, environ, out)
     paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=dry_run)
-    port = launch.launch_port(launch_plan)
-    for line in topology_lines(plan.topology, plan.detection, port):
+    for line in topology_lines(plan.topology, plan.detection, launch_plan.port):
         print(line, file=out)
     print("", file=out)
     print(command_line(launch_plan.shown()), file=out)

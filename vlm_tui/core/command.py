@@ -25,6 +25,9 @@ class LaunchPlan:
     argv: tuple[str, ...]
     env: dict[str, str]
     cwd: str
+    # The rendezvous port the command uses (picked at launch for one-node runs); None for a
+    # single process or inside another launcher.
+    port: int | None = None
 
     def shown(self) -> str:
         """The command as a user can paste it into a shell."""

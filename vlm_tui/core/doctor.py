@@ -14,7 +14,7 @@ from pathlib import Path
 from vlm_tui.core import preflight
 from vlm_tui.core.hardware import Hardware
 from vlm_tui.core.preflight import Check
-from vlm_tui.core.topology import DEFAULT_PORT, INSIDE_LAUNCHER, Topology
+from vlm_tui.core.topology import DEFAULT_PORT, INSIDE_LAUNCHER, MULTI_NODE, Topology
 
 MARKS = {"pass": "ok  ", "warn": "warn", "fail": "FAIL"}
 
@@ -33,6 +33,11 @@ def local_checks(
     return checks
 
 
+def waits_for_master(topology: Topology) -> bool:
+    """Nodes other than 0 of a job we launch wait for the master's port before launching."""
+    return topology.mode == MULTI_NODE and topology.node_rank > 0
+
+
 def network_checks(topology: Topology, *, wait_s: float) -> list[Check]:
     """Master address, its port (on node 0) and, on other nodes, a bounded wait for it."""
     if topology.nodes == 1 and topology.mode != INSIDE_LAUNCHER:
@@ -48,7 +53,7 @@ def network_checks(topology: Topology, *, wait_s: float) -> list[Check]:
         ]
     port = topology.master_port or DEFAULT_PORT
     address = preflight.check_master_address(topology.master_addr, port, topology.node_rank)
-    if topology.node_rank == 0:
+    if not waits_for_master(topology):
         return [address, preflight.check_port_free(port)]
     if address.outcome == "fail" or wait_s <= 0:
         return [address]

@@ -32,10 +32,15 @@ def detect(environ: Mapping[str, str]) -> Detection:
     return Detection(distributed=bool(present), variables=present)
 
 
+def _variable_lines(head: str, variables: tuple[tuple[str, str], ...]) -> list[str]:
+    return [head] + [f"  {name}: {value}" for name, value in variables]
+
+
 def detection_lines(detection: Detection) -> list[str]:
+    """The guide's lines for its own rule, character for character."""
     if not detection.distributed:
         return [SINGLE_LINE]
-    return [DISTRIBUTED_LINE] + [f"  {name}: {value}" for name, value in detection.variables]
+    return _variable_lines(DISTRIBUTED_LINE, detection.variables)
 
 
 def command_line(shown_command: str) -> str:
@@ -61,11 +66,14 @@ def topology_lines(topology: Topology, detection: Detection, port: int | None) -
         head = INSIDE_LAUNCHER_LINE.format(
             source=SOURCE_NAMES.get(topology.source, topology.source)
         )
-        return [head] + [f"  {name}: {value}" for name, value in topology.evidence]
+        return _variable_lines(head, topology.evidence)
     if not topology.uses_accelerate:
         return [SINGLE_LINE]
-    shown = detection.variables if topology.source == "guide" else topology.evidence
-    lines = [DISTRIBUTED_LINE] + [f"  {name}: {value}" for name, value in shown]
+    if topology.source == "guide" and detection.distributed:
+        lines = detection_lines(detection)
+    else:
+        # Another cluster's variables (or NODE_RANK, which the guide's rule ignores).
+        lines = _variable_lines(DISTRIBUTED_LINE, topology.evidence)
     nodes = _count(topology.nodes, "node")
     per_node = _count(topology.processes_per_node, "process", "processes")
     lines.append(

@@ -207,26 +207,20 @@ def launch_plan(
     if topology.distributed:
         env = distributed_environment(env, topology, on_cpu=on_cpu)
     accelerate_config = paths.root / ACCELERATE_CONFIG_NAME
+    port = None
     if topology.uses_accelerate:
         accelerate_config.write_text(accelerate_config_text(on_cpu), encoding="utf-8")
+        port = topology.master_port or free_port()
     argv = training_argv(
         topology,
         config_path=paths.config,
         accelerate_config=accelerate_config,
         mixed_precision=mixed_precision_for(plan.config),
-        port=topology.master_port or (free_port() if topology.uses_accelerate else 0),
+        port=port or 0,
         rendezvous_timeout=plan.settings.rendezvous_timeout,
         launcher=accelerate_launcher(),
     )
-    return LaunchPlan(argv=argv, env=env, cwd=str(workdir))
-
-
-def launch_port(launch: LaunchPlan) -> int | None:
-    """The rendezvous port the command uses (picked at launch for one-node runs)."""
-    argv = list(launch.argv)
-    if "--main_process_port" in argv:
-        return int(argv[argv.index("--main_process_port") + 1])
-    return None
+    return LaunchPlan(argv=argv, env=env, cwd=str(workdir), port=port)
 
 
 def record_run(
@@ -257,7 +251,7 @@ def record_run(
                 "global_rank": topology.global_rank,
                 "local_rank": topology.local_rank,
                 "master_addr": topology.master_addr,
-                "master_port": launch_port(launch) or topology.master_port,
+                "master_port": launch.port or topology.master_port,
                 "origins": topology.origins,
             },
             "logging_steps": int(plan.config.get("logging_steps") or 1),
