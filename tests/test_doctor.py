@@ -62,6 +62,17 @@ def test_doctor_on_the_master_finds_its_port_taken(tmp_path: Path) -> None:
     assert any(line.startswith("FAIL  master port:") for line in text.splitlines()), text
 
 
+def test_a_single_process_run_ignores_a_taken_master_port(tmp_path: Path) -> None:
+    # No rendezvous in a single process: an exported MASTER_PORT must not block it.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        environ = clean_environ({"MASTER_PORT": str(squatter.getsockname()[1])})
+        code, text = doctor_output(environ, tmp_path)
+    assert code == 0, text
+    assert "master port" not in text
+
+
 def test_doctor_with_inconsistent_variables_is_one_line_and_exit_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

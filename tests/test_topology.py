@@ -326,6 +326,13 @@ CASES: list[tuple[str, dict[str, str], int, int | None, str]] = [
         accelerate(2, 1, 16, "algo-1", 7777),
     ),
     (
+        "SageMaker CPU instances (SM_NUM_GPUS=0)",
+        {"SM_HOSTS": '["algo-1","algo-2"]', "SM_CURRENT_HOST": "algo-1", "SM_NUM_GPUS": "0"},
+        0,
+        None,
+        accelerate(2, 0, 2, "algo-1", 7777),
+    ),
+    (
         "RANK not below WORLD_SIZE",
         {**GUIDE_NODE, "RANK": "4"},
         1,

@@ -14,7 +14,7 @@ from pathlib import Path
 from vlm_tui.core import preflight
 from vlm_tui.core.hardware import Hardware
 from vlm_tui.core.preflight import Check
-from vlm_tui.core.topology import DEFAULT_PORT, INSIDE_LAUNCHER, MULTI_NODE, Topology
+from vlm_tui.core.topology import DEFAULT_PORT, INSIDE_LAUNCHER, MULTI_NODE, SINGLE, Topology
 
 MARKS = {"pass": "ok  ", "warn": "warn", "fail": "FAIL"}
 
@@ -40,6 +40,9 @@ def waits_for_master(topology: Topology) -> bool:
 
 def network_checks(topology: Topology, *, wait_s: float) -> list[Check]:
     """Master address, its port (on node 0) and, on other nodes, a bounded wait for it."""
+    if topology.mode == SINGLE:
+        # One process opens no rendezvous: an exported MASTER_PORT is not ours to check.
+        return []
     if topology.nodes == 1 and topology.mode != INSIDE_LAUNCHER:
         port = topology.master_port
         # One node: only a port the user named can be taken; otherwise we pick a free one.

@@ -107,13 +107,17 @@ class _PerNode:
 
 
 def _processes_per_node(
-    reader: _Reader, gpu_count: int, gpus_per_node: int | None, variable: str = "NPROC_PER_NODE"
+    reader: _Reader,
+    gpu_count: int,
+    gpus_per_node: int | None,
+    variable: str | None = "NPROC_PER_NODE",
 ) -> _PerNode:
     """Processes on each node: the flag, then NPROC_PER_NODE (or the cluster's own), then GPUs."""
     if gpus_per_node is not None:
         return _PerNode(gpus_per_node, "--gpus_per_node")
-    raw = reader.text(variable)
+    raw = None if variable is None else reader.text(variable)
     if raw is not None and raw.lower() not in ("auto", "gpu"):
+        assert variable is not None
         value = reader.integer(variable, 1, 4096)
         assert value is not None
         return _PerNode(value, variable)
@@ -529,9 +533,9 @@ def _sagemaker(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> To
     current = reader.text("SM_CURRENT_HOST") or ""
     if current not in hosts:
         raise UserError("SM_CURRENT_HOST", f"is {current!r}, which is not in SM_HOSTS")
-    per_node = _processes_per_node(reader, gpu_count, gpus_per_node, "SM_NUM_GPUS")
-    if per_node.origin == "SM_NUM_GPUS" and per_node.count == 0:
-        per_node = _PerNode(1, "no GPU: one process per node")
+    # CPU instances say SM_NUM_GPUS=0: then the GPUs seen (none) decide, like an unset value.
+    gpus_variable = None if reader.text("SM_NUM_GPUS") == "0" else "SM_NUM_GPUS"
+    per_node = _processes_per_node(reader, gpu_count, gpus_per_node, gpus_variable)
     port = reader.port("MASTER_PORT")
     node_rank = hosts.index(current)
     return _per_node(
