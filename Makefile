@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vlm-tui needs Python 3.11 or newer")'
@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The TUI prefilled with the demo (F5 launches it); headless when there is no terminal.
 demo: setup
-	$(BIN)/vlm-tui --no-ui --demo
+	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/vlm-tui --demo; else $(BIN)/vlm-tui --no-ui --demo; fi
+
+bench: setup
+	$(BIN)/python -m bench.ui_flood --write-markdown BENCHMARKS.md
 
 lint: setup
 	$(BIN)/ruff check vlm_tui tests

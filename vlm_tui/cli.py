@@ -56,6 +56,9 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
     mode.add_argument(
         *_spellings("skip_check"), action="store_true", help="skip axolotl's schema check"
     )
+    mode.add_argument(
+        "--theme", metavar="NAME", help="TUI colours: a theme from themes/ (NO_COLOR honoured)"
+    )
     mode.add_argument("--version", action="version", version=f"vlm-tui {__version__}")
     groups: dict[str, Any] = {}
     for spec in FIELDS:
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return _doctor(options) if doctor else _run(options)
     except UserError as error:
         # Our own settings are named as flags; axolotl's keys as they appear in the YAML.
-        known = error.field in FIELDS_BY_NAME or error.field == "config"
+        known = error.field in FIELDS_BY_NAME or error.field in ("config", "theme", "dry_run")
         flag = _spellings(error.field)[0] if known else error.field
         print(f"vlm-tui: error: {flag}: {error.message}", file=sys.stderr)
         return USAGE_ERROR
@@ -131,7 +134,7 @@ def _run(options: argparse.Namespace) -> int:
         settings=settings, loaded_config=loaded, demo=options.demo, overwrite=options.overwrite
     )
     if not options.no_ui:
-        raise SetupError("the interactive TUI is not part of this build yet; add --no-ui")
+        return _tui(options, request)
     from vlm_tui import headless
 
     return headless.run(
@@ -141,3 +144,34 @@ def _run(options: argparse.Namespace) -> int:
         dry_run=options.dry_run,
         skip_check=options.skip_check,
     )
+
+
+def _tui(options: argparse.Namespace, request: Any) -> int:
+    """The interactive front-end, prefilled from the flags; textual is imported only here."""
+    from vlm_tui.theme_files import ThemeFileError, choose_theme, load_theme_specs
+
+    if options.dry_run:
+        raise UserError("dry_run", "only applies with --no-ui; the TUI previews the command")
+    try:
+        names = [spec.name for spec in load_theme_specs()]
+    except ThemeFileError as error:
+        raise SetupError(str(error)) from None
+    try:
+        theme = choose_theme(options.theme, os.environ, names)
+    except ValueError as error:
+        raise UserError("theme", str(error)) from None
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise SetupError("the TUI needs a terminal; add --no-ui for batch jobs and scripts")
+    from vlm_tui.tui.app import VlmTuiApp
+    from vlm_tui.tui.setup_values import start_for
+
+    workdir = Path.cwd()
+    app = VlmTuiApp(
+        start_for(request, os.environ, workdir),
+        os.environ,
+        workdir,
+        theme=theme,
+        skip_check=options.skip_check,
+    )
+    code = app.run()
+    return code if isinstance(code, int) else 0

@@ -17,11 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from vlm_tui.core import doctor, launch
+from vlm_tui.core import doctor, launch, start
 from vlm_tui.core.axolotl_config import OUTPUTS_FOLDER, output_dir_for
-from vlm_tui.core.command import require_training_stack
 from vlm_tui.core.environment import command_line, detect, topology_lines
-from vlm_tui.core.errors import UserError
 from vlm_tui.core.follow import RunFollower
 from vlm_tui.core.hardware import probe_hardware
 from vlm_tui.core.output_parser import LogLine
@@ -151,28 +149,6 @@ def follow(
     return follower.state, follower.status
 
 
-def preflight(plan: launch.RunPlan, environ: Mapping[str, str], out: TextIO) -> None:
-    """Local checks, then the network ones; the first failure stops the launch (exit 2)."""
-    topology = plan.topology
-    checks = doctor.local_checks(topology, plan.hardware, plan.output_dir, environ)
-    if doctor.waits_for_master(topology):
-        print(
-            f"{PREFIX} waiting up to {plan.settings.rendezvous_timeout} s for the master at"
-            f" {topology.master_addr}:{topology.master_port}",
-            file=out,
-            flush=True,
-        )
-    checks += doctor.network_checks(topology, wait_s=plan.settings.rendezvous_timeout)
-    for check in checks:
-        if check.outcome != "pass":
-            print(f"{PREFIX} pre-flight: {doctor.check_line(check)}", file=out)
-    passed = sum(check.outcome == "pass" for check in checks)
-    print(f"{PREFIX} pre-flight: {passed}/{len(checks)} checks passed", file=out, flush=True)
-    failure = doctor.first_failure(checks)
-    if failure is not None:
-        raise UserError(failure.name, f"{failure.detail}; {failure.fix}".rstrip("; "))
-
-
 DOCTOR_WAIT_SECONDS = 10
 
 
@@ -220,19 +196,11 @@ def run(
     for note in plan.topology.notes:
         print(f"{PREFIX} {note}", file=out)
     if not dry_run:
-        require_training_stack()
-        if plan.demo_assets is not None:
-            print(f"{PREFIX} preparing the demo model and dataset", file=out, flush=True)
-            launch.build_demo_assets(plan.demo_assets, environ)
-        if not skip_check:
-            print(f"{PREFIX} checking the config with axolotl's schema", file=out, flush=True)
-            env = dict(environ, HF_HUB_OFFLINE="1")
-            errors = launch.schema_errors(plan, env)
-            if errors:
-                first = errors[0]
-                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-                raise UserError(f"config key {first['field']!r}", f"{first['message']}{more}")
-        preflight(plan, environ, out)
+
+        def report(text: str) -> None:
+            print(f"{PREFIX} {text}", file=out, flush=True)
+
+        start.prepare(plan, environ, report, skip_check=skip_check)
     paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=dry_run)
     for line in topology_lines(plan.topology, plan.detection, launch_plan.port):
         print(line, file=out)

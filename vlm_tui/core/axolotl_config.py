@@ -18,7 +18,7 @@ import yaml
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.hardware import Hardware
 from vlm_tui.core.model_family import model_family
-from vlm_tui.core.settings import Settings
+from vlm_tui.core.settings import Settings, validate_field
 
 OUTPUTS_FOLDER = "outputs"
 _DATASET_FILE_TYPES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -50,6 +50,11 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "save_steps": ("save_steps",),
     "logging_steps": ("logging_steps",),
 }
+
+
+# "Checkpoint now": rank 0 looks for this file in output_dir after every step (one stat call).
+CHECKPOINT_TRIGGER_FILE = "axolotl_checkpoint.save"
+CHECKPOINT_ON_REQUEST = {"enabled": True, "check_interval": 1}
 
 
 def output_dir_for(name: str, workdir: Path) -> Path:
@@ -127,6 +132,7 @@ def build_axolotl_config(settings: Settings, hardware: Hardware, workdir: Path) 
         "lora_qkv_kernel": False,
         "lora_o_kernel": False,
         "lora_embedding_kernel": False,
+        "dynamic_checkpoint": dict(CHECKPOINT_ON_REQUEST),
     }
     config.update(_precision_keys(settings.precision, hardware))
     if settings.max_steps is not None:
@@ -157,6 +163,7 @@ def merge_into_loaded(
     # Axolotl derives a logging interval from the run length when none is set; step numbers are
     # only exact when we know it, so an absent one becomes explicit.
     merged.setdefault("logging_steps", settings.logging_steps)
+    merged.setdefault("dynamic_checkpoint", dict(CHECKPOINT_ON_REQUEST))
     if not settings.explicit:
         return merged
     built = build_axolotl_config(settings, hardware, workdir)
@@ -186,3 +193,56 @@ def load_axolotl_yaml(path: Path) -> dict[str, Any]:
 
 def dump_axolotl_yaml(config: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True, width=1000)
+
+
+# The axolotl key each form field is read back from when a YAML is loaded into the form.
+_READ_BACK = {
+    "base_model": "base_model",
+    "chat_template": "chat_template",
+    "num_epochs": "num_epochs",
+    "max_steps": "max_steps",
+    "batch_size": "micro_batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "learning_rate": "learning_rate",
+    "lr_scheduler": "lr_scheduler",
+    "warmup_ratio": "warmup_ratio",
+    "lora_r": "lora_r",
+    "lora_alpha": "lora_alpha",
+    "lora_dropout": "lora_dropout",
+    "sequence_len": "sequence_len",
+    "image_size": "image_size",
+    "gradient_checkpointing": "gradient_checkpointing",
+    "seed": "seed",
+    "save_strategy": "save_strategy",
+    "save_steps": "save_steps",
+    "logging_steps": "logging_steps",
+}
+
+
+def settings_values_from_config(config: Mapping[str, Any]) -> dict[str, object]:
+    """What a loaded YAML says about each form field, where our validators accept it.
+
+    Values they refuse are left out: the form keeps its own, and the YAML's value still
+    applies at launch unless the user edits that field.
+    """
+    raw: dict[str, object] = {
+        name: config[key] for name, key in _READ_BACK.items() if config.get(key) is not None
+    }
+    datasets = config.get("datasets")
+    if isinstance(datasets, list) and datasets and isinstance(datasets[0], dict):
+        raw["dataset_name"] = datasets[0].get("path")
+    output = config.get("output_dir")
+    if isinstance(output, str) and output.strip():
+        raw["output_model_name"] = Path(output.rstrip("/")).name
+    raw["full_finetune"] = not config.get("adapter")
+    if config.get("bf16") is True:
+        raw["precision"] = "bf16"
+    elif config.get("fp16") is True:
+        raw["precision"] = "fp16"
+    values: dict[str, object] = {}
+    for name, value in raw.items():
+        try:
+            values[name] = validate_field(name, value)
+        except UserError:
+            continue
+    return values

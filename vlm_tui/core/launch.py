@@ -209,7 +209,6 @@ def launch_plan(
     accelerate_config = paths.root / ACCELERATE_CONFIG_NAME
     port = None
     if topology.uses_accelerate:
-        accelerate_config.write_text(accelerate_config_text(on_cpu), encoding="utf-8")
         port = topology.master_port or free_port()
     argv = training_argv(
         topology,
@@ -223,6 +222,19 @@ def launch_plan(
     return LaunchPlan(argv=argv, env=env, cwd=str(workdir), port=port)
 
 
+# Where a preview says the run folder will be; the real name gets the launch time.
+PREVIEW_RUN_FOLDER = "<new run folder>"
+
+
+def preview(plan: RunPlan, environ: Mapping[str, str], workdir: Path) -> LaunchPlan:
+    """The command `record_run` would build, without creating anything.
+
+    Only the run folder (named at launch) and, where none was given, the free port differ.
+    """
+    paths = RunPaths(workdir / RUNS_FOLDER / PREVIEW_RUN_FOLDER)
+    return launch_plan(plan, paths, environ, workdir)
+
+
 def record_run(
     plan: RunPlan, environ: Mapping[str, str], workdir: Path, *, dry_run: bool
 ) -> tuple[RunPaths, LaunchPlan]:
@@ -233,6 +245,11 @@ def record_run(
         config = {**config, "output_dir": str(paths.root / NODE_OUTPUT_NAME)}
     paths.config.write_text(dump_axolotl_yaml(config), encoding="utf-8")
     launch = launch_plan(plan, paths, environ, workdir)
+    if plan.topology.uses_accelerate:
+        on_cpu = plan.hardware.gpu_count == 0
+        (paths.root / ACCELERATE_CONFIG_NAME).write_text(
+            accelerate_config_text(on_cpu), encoding="utf-8"
+        )
     topology = plan.topology
     write_json_atomic(
         paths.command,

@@ -24,6 +24,8 @@ from vlm_tui.core.output_parser import (
     TracebackEvent,
 )
 
+TOKENS_PER_SECOND_KEY = "tokens/train_per_sec_per_gpu"
+
 
 def parser_for_run(command: dict[str, Any]) -> OutputParser:
     """The parser command.json describes; supervisor and followers must number steps alike."""
@@ -78,6 +80,9 @@ class RunState:
     model_saved_to: str | None = None
     last_error: str | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)
+    learning_rates: list[tuple[int, float]] = field(default_factory=list)
+    # axolotl logs tokens per second per GPU with each step's metrics.
+    tokens_per_second_per_gpu: float | None = None
     # Known distributed failures seen in the output; shown only if the run fails, since some
     # (a retried connection) also appear in runs that go on to succeed.
     failures: FailureScanner = field(default_factory=FailureScanner)
@@ -106,6 +111,10 @@ class RunState:
             rate = event.values.get("learning_rate")
             if isinstance(rate, int | float):
                 self.learning_rate = float(rate)
+                self.learning_rates.append((event.step, float(rate)))
+            tokens = event.values.get(TOKENS_PER_SECOND_KEY)
+            if isinstance(tokens, int | float) and math.isfinite(tokens):
+                self.tokens_per_second_per_gpu = float(tokens)
         elif isinstance(event, Summary):
             self.summary = dict(event.values)
         elif isinstance(event, CheckpointSaved) and event.step is not None:

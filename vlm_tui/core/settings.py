@@ -197,6 +197,8 @@ class FieldSpec:
     help: str
     group: str
     is_flag: bool = False  # a switch: `--full_finetune` takes no value
+    # The allowed values of a one-of field, so a form can offer a list instead of free text.
+    choices: tuple[str, ...] = ()
 
 
 FIELDS: tuple[FieldSpec, ...] = (
@@ -210,6 +212,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         optional(one_of(CHAT_TEMPLATES)),
         "chat template; chosen from the base model when not given",
         "model",
+        choices=CHAT_TEMPLATES,
     ),
     FieldSpec("num_epochs", int_in(1, 10_000), "passes over the dataset", "training"),
     FieldSpec(
@@ -218,7 +221,13 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("batch_size", int_in(1, 4096), "micro batch size per process", "training"),
     FieldSpec("gradient_accumulation_steps", int_in(1, 4096), "micro batches per step", "training"),
     FieldSpec("learning_rate", float_in(0.0, 1.0, low_open=True), "peak learning rate", "training"),
-    FieldSpec("lr_scheduler", one_of(LR_SCHEDULERS), "learning-rate schedule", "training"),
+    FieldSpec(
+        "lr_scheduler",
+        one_of(LR_SCHEDULERS),
+        "learning-rate schedule",
+        "training",
+        choices=LR_SCHEDULERS,
+    ),
     FieldSpec(
         "warmup_ratio", float_in(0.0, 1.0, high_open=True), "share of steps warming up", "training"
     ),
@@ -235,10 +244,22 @@ FIELDS: tuple[FieldSpec, ...] = (
         "resize images to this many pixels a side (processor default when empty)",
         "model",
     ),
-    FieldSpec("precision", one_of(PRECISIONS), "auto picks what the hardware supports", "model"),
+    FieldSpec(
+        "precision",
+        one_of(PRECISIONS),
+        "auto picks what the hardware supports",
+        "model",
+        choices=PRECISIONS,
+    ),
     FieldSpec("gradient_checkpointing", boolean, "trade compute for memory", "training", True),
     FieldSpec("seed", int_in(0, 2**32 - 1), "random seed", "training"),
-    FieldSpec("save_strategy", one_of(SAVE_STRATEGIES), "when to save checkpoints", "training"),
+    FieldSpec(
+        "save_strategy",
+        one_of(SAVE_STRATEGIES),
+        "when to save checkpoints",
+        "training",
+        choices=SAVE_STRATEGIES,
+    ),
     FieldSpec(
         "save_steps", optional(int_in(1, 10_000_000)), "steps between checkpoints", "training"
     ),

@@ -1,0 +1,129 @@
+"""The monitor screen: following a recorded run, and launching the real demo from the form."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import ProgressBar, Static
+
+from tests.helpers import clean_environ
+from tests.tui.test_setup_screen import SIZE, make_app, wait_for
+from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.tui.monitor_screen import MonitorScreen, RunView
+from vlm_tui.tui.setup_screen import SetupScreen
+from vlm_tui.tui.widgets.log_view import LogView
+from vlm_tui.tui.widgets.loss_chart import LossChart
+
+
+def recorded_run(root: Path, steps: int = 20, state: str = "finished") -> RunPaths:
+    """A run folder as the supervisor leaves it, written by hand."""
+    root.mkdir(parents=True)
+    paths = RunPaths(root)
+    write_json_atomic(
+        paths.command,
+        {"argv": ["python"], "logging_steps": 1, "start_step": 0, "topology": {"world_size": 2}},
+    )
+    paths.config.write_text("micro_batch_size: 4\ngradient_accumulation_steps: 2\n")
+    lines = ["[2026-11-24 10:00:00,000] [INFO] [axolotl.train] Starting trainer..."]
+    for step in range(1, steps + 1):
+        loss = 7.0 / step
+        lines.append(f"{{'loss': '{loss:.4f}', 'learning_rate': '0.01', 'epoch': '{step / 10}'}}")
+        bar = "█" * (10 * step // steps)
+        lines.append(
+            f"\r{100 * step // steps:3d}%|{bar:<10}| {step}/{steps} [00:0{step % 10}<00:01,"
+            f" 10.00it/s]"
+        )
+    lines.append("[2026-11-24 10:00:09,000] [INFO] [axolotl.train] Training completed!")
+    paths.log.write_text("\n".join(lines) + "\n")
+    write_json_atomic(paths.status, {"state": state, "exit_code": 0 if state == "finished" else 1})
+    return paths
+
+
+def test_run_view_lines() -> None:
+    view = RunView(samples_per_step=16, world_size=2)
+    assert view.progress_line() == "waiting for the trainer's first step"
+    view.status = {"state": "failed", "exit_code": 1, "reason": "exit 1", "cause": "c", "fix": "f"}
+    assert view.state_lines() == ["failed (exit 1)", "reason: exit 1", "cause: c", "fix: f"]
+
+
+def test_following_a_recorded_run_fills_the_chart_progress_and_state(tmp_path: Path) -> None:
+    paths = recorded_run(tmp_path / "runs" / "one")
+    environ = clean_environ()
+    app = make_app(tmp_path, environ)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+            screen = MonitorScreen(None, environ, tmp_path, run_folder=paths)
+            await app.push_screen(screen)
+            await wait_for(lambda: screen.view.ended, pilot)
+            await pilot.pause(0.3)
+            chart = screen.query_one(LossChart)
+            assert chart.last_rendered_points > 0
+            assert "loss 0.35" in chart.render().plain
+            bar = screen.query_one(ProgressBar)
+            assert (bar.progress, bar.total) == (20, 20)
+            line = str(screen.query_one("#progress-line", Static).render())
+            # 10 it/s x 4 per batch x 2 accumulation x 2 processes.
+            assert "step 20/20 (100%)" in line
+            assert "160 samples/s" in line
+            assert str(screen.query_one("#run-state", Static).render()) == "finished (exit 0)"
+            log = screen.query_one(LogView)
+            log.flush_now()
+            assert log.lines_received >= 22
+            # Keys on a finished run say so instead of signalling anything.
+            await pilot.press("s")
+            await pilot.press("l")
+            assert chart.log_scale
+            await pilot.press("b")
+            await pilot.pause()
+            assert isinstance(app.screen, SetupScreen)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.e2e
+def test_launching_the_demo_from_the_form_trains_and_finishes(
+    demo_cache: Path, tmp_path: Path
+) -> None:
+    environ = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
+    app = make_app(tmp_path, environ)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+            await pilot.press("f5")
+            await wait_for(lambda: isinstance(app.screen, MonitorScreen), pilot)
+            screen = app.screen
+            assert isinstance(screen, MonitorScreen)
+            await wait_for(lambda: screen.view.ended, pilot, seconds=400)
+            await pilot.pause(0.5)
+            assert str(screen.query_one("#run-state", Static).render()).startswith(
+                "finished (exit 0)"
+            )
+            assert len(screen.view.losses) == 32
+            chart = screen.query_one(LossChart)
+            assert chart.last_rendered_points > 0
+            assert chart.render().plain.startswith("loss ")
+            bar = screen.query_one(ProgressBar)
+            assert bar.total == 32 and bar.progress == 32
+            assert "step 32/32 (100%)" in str(screen.query_one("#progress-line", Static).render())
+            assert screen.paths is not None
+            command = read_json(screen.paths.command)
+            assert command is not None
+            log = screen.query_one(LogView)
+            log.flush_now()
+            assert log.lines_received > 50
+            status = read_json(screen.paths.status)
+            assert status is not None and status["state"] == "finished"
+            # Quitting after the run needs no confirmation and exits 0.
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+    assert app.return_code in (0, None)
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1
+    assert json.loads((runs[0] / "status.json").read_text())["exit_code"] == 0

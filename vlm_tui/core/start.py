@@ -1,0 +1,54 @@
+"""The checks between a plan and a launch, shared by both front-ends.
+
+`--no-ui` prints each step's message; the TUI shows it in its log from a worker thread. The
+first failure raises UserError (the user's to fix, exit 2) or SetupError, and nothing has been
+created or launched by then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from vlm_tui.core import doctor, launch
+from vlm_tui.core.command import require_training_stack
+from vlm_tui.core.errors import UserError
+
+Report = Callable[[str], None]
+
+
+def prepare(
+    plan: launch.RunPlan, environ: Mapping[str, str], report: Report, *, skip_check: bool
+) -> None:
+    """The training stack, the demo assets, axolotl's schema check, then the pre-flight."""
+    require_training_stack()
+    if plan.demo_assets is not None:
+        report("preparing the demo model and dataset")
+        launch.build_demo_assets(plan.demo_assets, environ)
+    if not skip_check:
+        report("checking the config with axolotl's schema")
+        errors = launch.schema_errors(plan, dict(environ, HF_HUB_OFFLINE="1"))
+        if errors:
+            first = errors[0]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise UserError(f"config key {first['field']!r}", f"{first['message']}{more}")
+    preflight(plan, environ, report)
+
+
+def preflight(plan: launch.RunPlan, environ: Mapping[str, str], report: Report) -> None:
+    """Local checks, then the network ones; the first failure stops the launch (exit 2)."""
+    topology = plan.topology
+    checks = doctor.local_checks(topology, plan.hardware, plan.output_dir, environ)
+    if doctor.waits_for_master(topology):
+        report(
+            f"waiting up to {plan.settings.rendezvous_timeout} s for the master at"
+            f" {topology.master_addr}:{topology.master_port}"
+        )
+    checks += doctor.network_checks(topology, wait_s=plan.settings.rendezvous_timeout)
+    for check in checks:
+        if check.outcome != "pass":
+            report(f"pre-flight: {doctor.check_line(check)}")
+    passed = sum(check.outcome == "pass" for check in checks)
+    report(f"pre-flight: {passed}/{len(checks)} checks passed")
+    failure = doctor.first_failure(checks)
+    if failure is not None:
+        raise UserError(failure.name, f"{failure.detail}; {failure.fix}".rstrip("; "))

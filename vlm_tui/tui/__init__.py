@@ -1,0 +1,1 @@
+"""The interactive front-end: Textual screens over the same core as `--no-ui`."""

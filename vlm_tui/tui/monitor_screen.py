@@ -1,0 +1,381 @@
+"""The monitor screen: a run's log, loss chart, progress, GPUs, state, and the keys to steer it.
+
+One thread worker does everything slow: the checks before launch, creating the run folder,
+starting the supervisor, then following the run folder (reading and parsing train.log). It hands
+the UI small batches through `call_from_thread`, which waits for the UI to take each one, so
+a flood of output slows the reader, never the screen. The run itself belongs to its supervisor:
+leaving this screen or quitting the app leaves it running.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.worker import get_current_worker
+
+from vlm_tui.core import launch, start
+from vlm_tui.core.axolotl_config import CHECKPOINT_TRIGGER_FILE
+from vlm_tui.core.command import LaunchPlan
+from vlm_tui.core.environment import command_line, topology_lines
+from vlm_tui.core.errors import SetupError, UserError
+from vlm_tui.core.follow import RunFollower
+from vlm_tui.core.output_parser import LogLine, Progress
+from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json
+from vlm_tui.core.telemetry import Telemetry
+from vlm_tui.tui.setup_values import error_text
+from vlm_tui.tui.widgets.gpu_panel import GpuPanel
+from vlm_tui.tui.widgets.log_view import LogView
+from vlm_tui.tui.widgets.loss_chart import LossChart
+
+PREFIX = "[vlm-tui]"
+POLL_SECONDS = 0.1
+# Bytes of train.log parsed per hand-over: small batches keep each UI update short.
+BATCH_BYTES = 256 * 1024
+CHART_EVERY_SECONDS = 0.5
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None or seconds < 0 or seconds != seconds:
+        return "?"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _compact(number: float) -> str:
+    return f"{number / 1000:.1f}k" if number >= 1000 else f"{number:.3g}"
+
+
+@dataclass
+class RunView:
+    """What the screen shows of a run, updated by `absorb` from the worker's hand-overs."""
+
+    samples_per_step: int
+    world_size: int
+    progress: Progress | None = None
+    last_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second_per_gpu: float | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    learning_rates: list[tuple[int, float]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    ended: bool = False
+
+    def progress_line(self) -> str:
+        progress = self.progress
+        if progress is None:
+            return "waiting for the trainer's first step"
+        parts = [f"step {progress.step}/{progress.total or '?'}"]
+        if progress.total:
+            parts[0] += f" ({100 * progress.step // progress.total}%)"
+        parts.append(f"ETA {clock(progress.remaining_s)}")
+        rate = progress.steps_per_second
+        if rate:
+            parts.append(f"{rate:.3g} it/s")
+            parts.append(f"{_compact(rate * self.samples_per_step)} samples/s")
+        if self.tokens_per_second_per_gpu is not None:
+            tokens = self.tokens_per_second_per_gpu * self.world_size
+            parts.append(f"{_compact(tokens)} tokens/s")
+        if self.last_loss is not None:
+            parts.append(f"loss {self.last_loss:.4g}")
+        if self.learning_rate is not None:
+            parts.append(f"lr {self.learning_rate:.3g}")
+        return "  ".join(parts)
+
+    def state_lines(self) -> list[str]:
+        state = str(self.status.get("state", "starting"))
+        code = self.status.get("exit_code")
+        lines = [state if code is None else f"{state} (exit {code})"]
+        if state != "finished" and self.status.get("reason"):
+            lines.append(f"reason: {self.status['reason']}")
+        if self.status.get("cause"):
+            lines.append(f"cause: {self.status['cause']}")
+            lines.append(f"fix: {self.status.get('fix', '')}")
+        if self.status.get("model_saved_to"):
+            lines.append(f"model saved to {self.status['model_saved_to']}")
+        return lines
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """One batch from the worker: new log lines and what changed in the run's state."""
+
+    lines: list[str]
+    progress: Progress | None
+    last_loss: float | None
+    learning_rate: float | None
+    tokens_per_second_per_gpu: float | None
+    new_losses: list[tuple[int, float]]
+    new_learning_rates: list[tuple[int, float]]
+    status: dict[str, Any]
+    ended: bool
+
+
+class MonitorScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "stop", "Stop (saves)"),
+        Binding("K", "force_stop", "Force stop"),
+        Binding("c", "checkpoint", "Checkpoint now"),
+        Binding("f", "follow", "Follow log"),
+        Binding("slash", "filter", "Filter log"),
+        Binding("l", "log_scale", "Log scale"),
+        Binding("b", "back", "Back to setup"),
+    ]
+
+    def __init__(
+        self,
+        plan: launch.RunPlan | None,
+        environ: Mapping[str, str],
+        workdir: Path,
+        skip_check: bool = False,
+        *,
+        run_folder: RunPaths | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        """Launch `plan`, or (plan None) follow an existing `run_folder` without launching."""
+        super().__init__()
+        if plan is None and run_folder is None:
+            raise ValueError("a plan to launch or a run folder to follow is needed")
+        self.plan = plan
+        self.environ = dict(environ)
+        self.workdir = workdir
+        self.skip_check = skip_check
+        config = plan.config if plan is not None else _recorded_config(run_folder)
+        world = plan.topology.world_size if plan is not None else _recorded_world(run_folder)
+        per_step = int(config.get("micro_batch_size") or 1)
+        per_step *= int(config.get("gradient_accumulation_steps") or 1) * world
+        self.view = RunView(samples_per_step=per_step, world_size=world)
+        self.paths: RunPaths | None = run_folder
+        self.supervisor: subprocess.Popen[bytes] | None = None
+        self.refused: str | None = None
+        self.telemetry = telemetry
+        self._chart_due = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="monitor-top"):
+            yield LossChart(id="loss-chart")
+            with Vertical(id="monitor-side"):
+                yield Static("starting", id="run-state", markup=False)
+                yield ProgressBar(id="progress", show_eta=False)
+                yield Static("", id="progress-line", markup=False)
+                yield GpuPanel(self.telemetry, id="gpu-panel")
+        yield LogView(id="log-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "vlm-tui"
+        if self.plan is None:
+            assert self.paths is not None
+            self.sub_title = f"run: {self.paths.root.name}"
+            self._watch()
+            return
+        self.sub_title = f"run: {self.plan.settings.output_model_name or self.plan.output_dir.name}"
+        self._run()
+
+    # ---- the worker -------------------------------------------------------------------
+
+    def _hand(self, method: Any, *args: Any) -> bool:
+        """Run `method` on the UI; False once the app is gone (then the worker just ends)."""
+        try:
+            self.app.call_from_thread(method, *args)
+        except RuntimeError:
+            return False
+        return True
+
+    @work(thread=True, exclusive=True, group="run", exit_on_error=False)
+    def _watch(self) -> None:
+        assert self.paths is not None
+        self._follow(self.paths, None)
+
+    @work(thread=True, exclusive=True, group="run", exit_on_error=False)
+    def _run(self) -> None:
+        worker = get_current_worker()
+        assert self.plan is not None
+
+        def report(text: str) -> None:
+            self._hand(self._add_lines, [f"{PREFIX} {text}"])
+
+        try:
+            start.prepare(self.plan, self.environ, report, skip_check=self.skip_check)
+            if worker.is_cancelled:
+                return
+            paths, launch_plan = launch.record_run(
+                self.plan, self.environ, self.workdir, dry_run=False
+            )
+        except UserError as error:
+            self._hand(self._refuse, error_text(error))
+            return
+        except SetupError as error:
+            self._hand(self._refuse, str(error))
+            return
+        supervisor = launch.start_supervisor(paths, launch_plan)
+        self._hand(self._started, paths, launch_plan, supervisor)
+        self._follow(paths, supervisor)
+
+    def _follow(self, paths: RunPaths, supervisor: subprocess.Popen[bytes] | None) -> None:
+        worker = get_current_worker()
+        follower = RunFollower(paths)
+        state = follower.state
+        sent_losses = sent_rates = 0
+        while not worker.is_cancelled:
+            events = follower.poll(max_bytes=BATCH_BYTES)
+            ended = follower.ended
+            if not ended and not events and supervisor and supervisor.poll() is not None:
+                follower.poll()
+                ended = follower.ended
+                if not ended:
+                    follower.status.setdefault("reason", "the run's supervisor died")
+                    ended = True
+            hand_over = HandOver(
+                lines=[event.text for event in events if isinstance(event, LogLine)],
+                progress=state.progress,
+                last_loss=state.last_loss,
+                learning_rate=state.learning_rate,
+                tokens_per_second_per_gpu=state.tokens_per_second_per_gpu,
+                new_losses=state.losses[sent_losses:],
+                new_learning_rates=state.learning_rates[sent_rates:],
+                status=dict(follower.status),
+                ended=ended,
+            )
+            sent_losses, sent_rates = len(state.losses), len(state.learning_rates)
+            if not self._hand(self._absorb, hand_over) or ended:
+                break
+            if not events:
+                time.sleep(POLL_SECONDS)
+        follower.close()
+
+    # ---- on the UI --------------------------------------------------------------------
+
+    def _add_lines(self, lines: list[str]) -> None:
+        self.query_one(LogView).add_lines(lines)
+
+    def _refuse(self, text: str) -> None:
+        self.refused = text
+        self.view.status = {"state": "refused", "reason": text}
+        self._add_lines([f"{PREFIX} not launched: {text}", f"{PREFIX} press b to fix the setup"])
+        self._show_state()
+        self.app.bell()
+
+    def _started(
+        self, paths: RunPaths, launch_plan: LaunchPlan, supervisor: subprocess.Popen[bytes]
+    ) -> None:
+        assert self.plan is not None
+        self.paths = paths
+        self.supervisor = supervisor
+        runs = getattr(self.app, "started_runs", None)
+        if isinstance(runs, list):
+            runs.append((paths.root, supervisor))
+        lines = topology_lines(self.plan.topology, self.plan.detection, launch_plan.port)
+        lines += ["", command_line(launch_plan.shown()), f"{PREFIX} run folder: {paths.root}"]
+        self._add_lines(lines)
+        self.sub_title = f"run: {paths.root.name}"
+
+    def _absorb(self, hand_over: HandOver) -> None:
+        view = self.view
+        if hand_over.lines:
+            self.query_one(LogView).add_lines(hand_over.lines)
+        view.progress = hand_over.progress
+        view.last_loss = hand_over.last_loss
+        view.learning_rate = hand_over.learning_rate
+        view.tokens_per_second_per_gpu = hand_over.tokens_per_second_per_gpu
+        view.losses.extend(hand_over.new_losses)
+        view.learning_rates.extend(hand_over.new_learning_rates)
+        view.status = hand_over.status
+        view.ended = hand_over.ended
+        now = time.monotonic()
+        if hand_over.new_losses and (now >= self._chart_due or hand_over.ended):
+            self.query_one(LossChart).set_data(view.losses, view.learning_rates)
+            self._chart_due = now + CHART_EVERY_SECONDS
+        elif hand_over.ended:
+            self.query_one(LossChart).set_data(view.losses, view.learning_rates)
+        progress = view.progress
+        if progress is not None and progress.total:
+            self.query_one(ProgressBar).update(total=progress.total, progress=progress.step)
+        self.query_one("#progress-line", Static).update(view.progress_line())
+        self._show_state()
+
+    def _show_state(self) -> None:
+        widget = self.query_one("#run-state", Static)
+        widget.update("\n".join(self.view.state_lines()))
+        state = str(self.view.status.get("state", ""))
+        for name in ("finished", "failed", "stopped", "refused"):
+            widget.set_class(state == name, f"-{name}")
+
+    @property
+    def live(self) -> bool:
+        """A run this screen started and whose end is not recorded yet."""
+        return self.supervisor is not None and not self.view.ended
+
+    # ---- keys -------------------------------------------------------------------------
+
+    def _signal(self, signum: int, what: str) -> None:
+        if not self.live or self.supervisor is None:
+            self.notify("no live run to stop", severity="warning")
+            return
+        self.supervisor.send_signal(signum)
+        self._add_lines([f"{PREFIX} {what}"])
+
+    def action_stop(self) -> None:
+        self._signal(signal.SIGINT, "stopping gracefully: the training saves, then exits")
+
+    def action_force_stop(self) -> None:
+        self._signal(signal.SIGTERM, "stopping by force: SIGTERM, then SIGKILL after a grace")
+
+    def action_checkpoint(self) -> None:
+        output = self.view.status.get("output_dir")
+        if not self.live or not output:
+            self.notify("no live run to checkpoint", severity="warning")
+            return
+        if str(self.view.status.get("state")) in TERMINAL_STATES:
+            return
+        try:
+            (Path(str(output)) / CHECKPOINT_TRIGGER_FILE).touch()
+        except OSError as error:
+            self.notify(f"cannot request a checkpoint: {error}", severity="error")
+            return
+        self._add_lines([f"{PREFIX} checkpoint requested: saved after the next step"])
+
+    def action_follow(self) -> None:
+        log = self.query_one(LogView)
+        log.toggle_follow()
+        self.notify("following the log" if log.follow else "log paused where you are")
+
+    def action_filter(self) -> None:
+        self.query_one(LogView).open_filter()
+
+    def action_log_scale(self) -> None:
+        self.query_one(LossChart).toggle_log_scale()
+
+    def action_back(self) -> None:
+        if self.live and self.paths is not None:
+            self.notify(f"the run goes on in the background: {self.paths.root}")
+        self.app.pop_screen()
+
+
+def _recorded_config(paths: RunPaths | None) -> dict[str, Any]:
+    """The run's config.yml, for the batch sizes; empty when unreadable."""
+    try:
+        loaded = yaml.safe_load(paths.config.read_text(encoding="utf-8")) if paths else None
+    except (OSError, yaml.YAMLError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _recorded_world(paths: RunPaths | None) -> int:
+    command = read_json(paths.command) if paths else None
+    topology = (command or {}).get("topology") or {}
+    world = topology.get("world_size") if isinstance(topology, dict) else None
+    return world if isinstance(world, int) and world > 0 else 1
