@@ -127,3 +127,40 @@ def test_launching_the_demo_from_the_form_trains_and_finishes(
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1
     assert json.loads((runs[0] / "status.json").read_text())["exit_code"] == 0
+
+
+@pytest.mark.e2e
+def test_checkpoint_now_and_a_graceful_stop_from_the_keys(demo_cache: Path, tmp_path: Path) -> None:
+    environ = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
+    # Long enough to press keys during training: 64 epochs of 16 steps.
+    app = make_app(tmp_path, environ, num_epochs="64")
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+            await pilot.press("ctrl+r")
+            await wait_for(lambda: isinstance(app.screen, MonitorScreen), pilot)
+            screen = app.screen
+            assert isinstance(screen, MonitorScreen)
+
+            def step() -> int:
+                progress = screen.view.progress
+                return progress.step if progress is not None else 0
+
+            await wait_for(lambda: step() >= 3, pilot, seconds=400)
+            await pilot.press("c")
+            output = Path(str(screen.view.status["output_dir"]))
+            await wait_for(lambda: any(output.glob("checkpoint-*")), pilot, seconds=60)
+            asked_at = step()
+            await pilot.press("s")
+            await wait_for(lambda: screen.view.ended, pilot, seconds=120)
+            await pilot.pause(0.3)
+            state = str(screen.query_one("#run-state", Static).render())
+            assert state.startswith("stopped"), state
+            assert asked_at < 1024
+            checkpoints = sorted(output.glob("checkpoint-*"))
+            assert checkpoints, "checkpoint now saved nothing"
+            # The graceful stop let axolotl save the adapter before exiting.
+            assert (output / "adapter_model.safetensors").exists()
+
+    asyncio.run(scenario())
