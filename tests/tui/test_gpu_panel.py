@@ -78,9 +78,18 @@ def test_rows_are_cut_to_the_width() -> None:
     sample = TelemetrySample(0.0, (_gpu(0, "NVIDIA H100 80GB HBM3"),), HOST, "")
     lines = gpu_panel_lines(sample, width=20)
 
-    assert [len(line) for line in lines] == [20, 20]
+    assert [len(line) for line in lines] == [20, 20, 20]
     assert lines[0] == "GPU0  H100 80GB HBM…"
-    assert gpu_panel_lines(sample, width=0) == ["", ""]
+    assert gpu_panel_lines(sample, width=0) == ["", "", ""]
+
+
+def test_a_narrow_panel_puts_memory_temperature_and_power_on_a_second_line() -> None:
+    sample = TelemetrySample(0.0, (_gpu(0, "NVIDIA H100 80GB HBM3"),), HOST, "")
+    lines = gpu_panel_lines(sample, width=52)
+
+    assert lines[0] == "GPU0  H100 80GB HBM3  util ███████░  87%"
+    assert lines[1] == "      mem 40.1/80.0 GiB  65°C  310/700 W"
+    assert lines[2] == "CPU 34%  RAM 12.3/125.8 GiB"
 
 
 class PanelApp(App[None]):

@@ -80,6 +80,11 @@ def gpu_panel_lines(sample: TelemetrySample, width: int) -> list[str]:
             )
             for row in rows
         ]
+        if any(cell_len(line) > width for line in lines):
+            # A narrow panel: memory, temperature and power go on a second, indented line.
+            lines = [
+                line for row in rows for line in ("  ".join(row[:3]), "      " + "  ".join(row[3:]))
+            ]
     else:
         lines = [f"No NVIDIA GPU: {sample.gpu_note or 'none reported'}"]
     lines.append(_host_line(sample.host))
