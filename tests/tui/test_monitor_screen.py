@@ -104,7 +104,7 @@ def test_launching_the_demo_from_the_form_trains_and_finishes(
             assert str(screen.query_one("#run-state", Static).render()).startswith(
                 "finished (exit 0)"
             )
-            assert len(screen.view.losses) == 32
+            assert screen.view.loss_points == 32
             chart = screen.query_one(LossChart)
             assert chart.last_rendered_points > 0
             assert chart.render().plain.startswith("loss ")

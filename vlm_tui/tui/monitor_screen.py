@@ -68,8 +68,8 @@ class RunView:
     last_loss: float | None = None
     learning_rate: float | None = None
     tokens_per_second_per_gpu: float | None = None
-    losses: list[tuple[int, float]] = field(default_factory=list)
-    learning_rates: list[tuple[int, float]] = field(default_factory=list)
+    # Only counted here: the points themselves live in the chart, which bounds them.
+    loss_points: int = 0
     status: dict[str, Any] = field(default_factory=dict)
     ended: bool = False
 
@@ -162,6 +162,8 @@ class MonitorScreen(Screen[None]):
         self.refused: str | None = None
         self.telemetry = telemetry
         self._chart_due = 0.0
+        self._chart_losses: list[tuple[int, float]] = []
+        self._chart_rates: list[tuple[int, float]] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -291,16 +293,17 @@ class MonitorScreen(Screen[None]):
         view.last_loss = hand_over.last_loss
         view.learning_rate = hand_over.learning_rate
         view.tokens_per_second_per_gpu = hand_over.tokens_per_second_per_gpu
-        view.losses.extend(hand_over.new_losses)
-        view.learning_rates.extend(hand_over.new_learning_rates)
+        view.loss_points += len(hand_over.new_losses)
         view.status = hand_over.status
         view.ended = hand_over.ended
+        # The chart redraws at most twice a second, however fast points arrive.
+        self._chart_losses.extend(hand_over.new_losses)
+        self._chart_rates.extend(hand_over.new_learning_rates)
         now = time.monotonic()
-        if hand_over.new_losses and (now >= self._chart_due or hand_over.ended):
-            self.query_one(LossChart).set_data(view.losses, view.learning_rates)
+        if self._chart_losses and (now >= self._chart_due or hand_over.ended):
+            self.query_one(LossChart).extend(self._chart_losses, self._chart_rates)
+            self._chart_losses, self._chart_rates = [], []
             self._chart_due = now + CHART_EVERY_SECONDS
-        elif hand_over.ended:
-            self.query_one(LossChart).set_data(view.losses, view.learning_rates)
         progress = view.progress
         if progress is not None and progress.total:
             self.query_one(ProgressBar).update(total=progress.total, progress=progress.step)

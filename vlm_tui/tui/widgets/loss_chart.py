@@ -36,6 +36,15 @@ _MIN_CHART_ROWS = 2
 _MIN_CHART_COLUMNS = 8
 
 
+# Points kept per series: past 2 x KEEP_POINTS a series is folded to its envelope (per-bucket
+# min and max), several times the dot columns of any terminal.
+KEEP_POINTS = 2000
+
+
+def _folded(points: list[Point]) -> list[Point]:
+    return points if len(points) <= 2 * KEEP_POINTS else downsample(points, KEEP_POINTS // 2)
+
+
 def smooth(values: Sequence[float], weight: float = SMOOTHING_WEIGHT) -> list[float]:
     """Exponential moving average, debiased like TensorBoard's smoothing.
 
@@ -332,6 +341,9 @@ class LossChart(Widget):
         self._smoothed: list[Point] = []
         self._learning_rates: list[Point] = []
         self._lowest: Point = (0.0, 0.0)  # (step, loss) of the lowest loss so far
+        # The smoothing's running state, so new points never re-smooth the whole history.
+        self._average = 0.0
+        self._bias = 1.0
         self._points_drawn = 0
 
     @property
@@ -344,25 +356,39 @@ class LossChart(Widget):
         losses: Sequence[tuple[int, float]],
         learning_rates: Sequence[tuple[int, float]] = (),
     ) -> None:
-        """Replace the plotted data with `(step, value)` pairs and redraw.
+        """Replace the plotted data with `(step, value)` pairs and redraw."""
+        self._losses, self._smoothed, self._learning_rates = [], [], []
+        self._average, self._bias = 0.0, 1.0
+        self.extend(sorted(losses), sorted(learning_rates))
 
-        The data is copied, so the caller may keep appending to its own lists. Smoothing runs
-        on the full series here; downsampling to the widget's width happens when drawing.
+    def extend(
+        self,
+        losses: Sequence[tuple[int, float]],
+        learning_rates: Sequence[tuple[int, float]] = (),
+    ) -> None:
+        """Add points logged after the ones already plotted, and redraw.
+
+        The cost is that of the new points: smoothing is carried forward one point at a time,
+        and a series longer than 2 x KEEP_POINTS is folded down to its envelope, so a run of a
+        million steps draws as fast as one of a thousand.
         """
-        finite = sorted((float(step), float(loss)) for step, loss in losses if math.isfinite(loss))
-        self._losses = finite
-        if finite:
-            self._lowest = min(finite, key=lambda point: point[1])
-        self._smoothed = list(
-            zip(
-                (step for step, _ in finite),
-                smooth([loss for _, loss in finite]),
-                strict=True,
-            )
-        )
-        self._learning_rates = sorted(
+        weight = SMOOTHING_WEIGHT
+        for step, loss in losses:
+            if not math.isfinite(loss):
+                continue
+            point = (float(step), float(loss))
+            self._losses.append(point)
+            self._average = self._average * weight + (1.0 - weight) * point[1]
+            self._bias *= weight
+            self._smoothed.append((point[0], self._average / (1.0 - self._bias)))
+            if len(self._losses) == 1 or point[1] < self._lowest[1]:
+                self._lowest = point
+        self._learning_rates.extend(
             (float(step), float(rate)) for step, rate in learning_rates if math.isfinite(rate)
         )
+        self._losses = _folded(self._losses)
+        self._smoothed = _folded(self._smoothed)
+        self._learning_rates = _folded(self._learning_rates)
         self.refresh()
 
     def toggle_log_scale(self) -> None:
