@@ -22,8 +22,8 @@ bench: setup
 	$(BIN)/python -m bench.ui_flood --write-markdown BENCHMARKS.md
 
 lint: setup
-	$(BIN)/ruff check vlm_tui tests
-	$(BIN)/ruff format --check vlm_tui tests
+	$(BIN)/ruff check vlm_tui tests bench
+	$(BIN)/ruff format --check vlm_tui tests bench
 	$(BIN)/mypy vlm_tui
 
 test: lint

@@ -37,8 +37,8 @@ _MIN_CHART_COLUMNS = 8
 
 
 # Points kept per series: past 2 x KEEP_POINTS a series is folded to its envelope (per-bucket
-# min and max), several times the dot columns of any terminal.
-KEEP_POINTS = 2000
+# min and max): still more points than the dot columns of a wide terminal.
+KEEP_POINTS = 600
 
 
 def _folded(points: list[Point]) -> list[Point]:

@@ -1,0 +1,1 @@
+"""Benchmarks for vlm-tui: `python -m bench.<module>`; figures go in BENCHMARKS.md."""
