@@ -7,7 +7,6 @@ second, a summary, and exits with the training's own exit code.
 
 from __future__ import annotations
 
-import math
 import signal
 import subprocess
 import sys
@@ -24,20 +23,13 @@ from vlm_tui.core.follow import RunFollower
 from vlm_tui.core.hardware import probe_hardware
 from vlm_tui.core.output_parser import LogLine
 from vlm_tui.core.run_record import RunPaths
-from vlm_tui.core.run_state import RunState
+from vlm_tui.core.run_state import RunState, clock
 from vlm_tui.core.settings import Settings
 from vlm_tui.core.topology import resolve_topology
 
 POLL_SECONDS = 0.1
 PROGRESS_EVERY_SECONDS = 1.0
 PREFIX = "[vlm-tui]"
-
-
-def clock(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def progress_line(state: RunState) -> str | None:

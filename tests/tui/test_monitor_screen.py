@@ -60,8 +60,8 @@ def test_following_a_recorded_run_fills_the_chart_progress_and_state(tmp_path: P
             screen = MonitorScreen(None, environ, tmp_path, run_folder=paths)
             await app.push_screen(screen)
             await wait_for(lambda: screen.view.ended, pilot)
-            await pilot.pause(0.3)
             chart = screen.query_one(LossChart)
+            await wait_for(lambda: chart.last_rendered_points > 0, pilot)
             assert chart.last_rendered_points > 0
             assert "loss 0.35" in chart.render().plain
             bar = screen.query_one(ProgressBar)
@@ -100,7 +100,8 @@ def test_launching_the_demo_from_the_form_trains_and_finishes(
             screen = app.screen
             assert isinstance(screen, MonitorScreen)
             await wait_for(lambda: screen.view.ended, pilot, seconds=400)
-            await pilot.pause(0.5)
+            # The state and progress are set with `ended`; the chart draws on the next frame.
+            await wait_for(lambda: screen.query_one(LossChart).last_rendered_points > 0, pilot)
             assert str(screen.query_one("#run-state", Static).render()).startswith(
                 "finished (exit 0)"
             )
@@ -154,7 +155,6 @@ def test_checkpoint_now_and_a_graceful_stop_from_the_keys(demo_cache: Path, tmp_
             asked_at = step()
             await pilot.press("s")
             await wait_for(lambda: screen.view.ended, pilot, seconds=120)
-            await pilot.pause(0.3)
             state = str(screen.query_one("#run-state", Static).render())
             assert state.startswith("stopped"), state
             assert asked_at < 1024

@@ -219,7 +219,7 @@ _READ_BACK = {
 }
 
 
-def settings_values_from_config(config: Mapping[str, Any]) -> dict[str, object]:
+def settings_values_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """What a loaded YAML says about each form field, where our validators accept it.
 
     Values they refuse are left out: the form keeps its own, and the YAML's value still
@@ -239,7 +239,7 @@ def settings_values_from_config(config: Mapping[str, Any]) -> dict[str, object]:
         raw["precision"] = "bf16"
     elif config.get("fp16") is True:
         raw["precision"] = "fp16"
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for name, value in raw.items():
         try:
             values[name] = validate_field(name, value)

@@ -35,6 +35,14 @@ def parser_for_run(command: dict[str, Any]) -> OutputParser:
     )
 
 
+def clock(seconds: float | None) -> str:
+    """A duration as H:MM:SS for progress lines; "?" when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
 def json_number(value: float | int) -> float | int | str:
     """JSON has no NaN or infinity: those become the strings 'nan', 'inf', '-inf'."""
     if isinstance(value, float) and not math.isfinite(value):

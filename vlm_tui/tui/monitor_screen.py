@@ -34,6 +34,7 @@ from vlm_tui.core.errors import SetupError, UserError
 from vlm_tui.core.follow import RunFollower
 from vlm_tui.core.output_parser import LogLine, Progress
 from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json
+from vlm_tui.core.run_state import clock
 from vlm_tui.core.telemetry import Telemetry
 from vlm_tui.tui.setup_values import error_text
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel
@@ -45,13 +46,6 @@ POLL_SECONDS = 0.1
 # Bytes of train.log parsed per hand-over: small batches keep each UI update short.
 BATCH_BYTES = 256 * 1024
 CHART_EVERY_SECONDS = 0.5
-
-
-def clock(seconds: float | None) -> str:
-    if seconds is None or seconds < 0 or seconds != seconds:
-        return "?"
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def _compact(number: float) -> str:

@@ -8,9 +8,9 @@ so typing never waits on NVML or the file system.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -46,6 +46,7 @@ from vlm_tui.tui.setup_values import (
     TOPOLOGY_FIELDS,
     FormRequest,
     FormStart,
+    awaiting_build,
     build_request,
     effective_batch_line,
     error_text,
@@ -241,19 +242,17 @@ class SetupScreen(Screen[None]):
             self.query_one(f"#field-{name}").disabled = full
 
     def _validate_fields(self) -> None:
-        errors = field_errors(self.start, self.form_texts())
+        texts = self.form_texts()
+        errors = field_errors(self.start, texts)
+        unbuilt = awaiting_build(self.start, texts)
         for spec in FIELDS:
-            message = errors.get(spec.name, "")
-            if not message and spec.name in self.start.built_at_launch:
-                texts = self.form_texts()
-                if texts[spec.name] == self.start.texts()[spec.name]:
-                    message = "built at launch"
+            message = errors.get(spec.name, "built at launch" if spec.name in unbuilt else "")
             label = self.query_one(f"#error-{spec.name}", Static)
             label.update(message)
             label.display = bool(message)
             row = self.query_one(f"#row-{spec.name}")
             row.set_class(spec.name in errors, "-invalid")
-        batch = effective_batch_line(self.form_texts(), self.world_size)
+        batch = effective_batch_line(texts, self.world_size)
         self.query_one("#effective-batch", Static).update(batch)
 
     def _show_topology_error(self, error: UserError | None) -> None:
@@ -377,7 +376,7 @@ class SetupScreen(Screen[None]):
         values = settings_values_from_config(loaded)
         self._restart(
             FormStart(
-                settings=_settings_with(self.start.settings, values),
+                settings=replace(self.start.settings, **values),
                 loaded_config=loaded,
                 overwrite=self.start.overwrite,
             ),
@@ -393,7 +392,7 @@ class SetupScreen(Screen[None]):
             self._show_status(error_text(error), error=True)
             return
         start = FormStart(
-            settings=_settings_with(Settings(), values),
+            settings=Settings(**values),
             demo=False,
             overwrite=self.start.overwrite,
         )
@@ -432,12 +431,6 @@ class SetupScreen(Screen[None]):
         self._validate_fields()
         self._refresh_preview()
         self.notify(message)
-
-
-def _settings_with(base: Settings, values: Mapping[str, Any]) -> Settings:
-    from dataclasses import replace
-
-    return replace(base, **values)
 
 
 def _preset_values(start: FormStart, settings: Settings) -> dict[str, object]:
