@@ -1,24 +1,41 @@
 """Failure hints: real captured failure logs, exact message texts, priorities and prefixes.
 
 The fixtures under fixtures/distributed/ were captured from real torch, torchrun and accelerate
-runs on the loopback address (fixtures/distributed/capture.py makes them again). Messages that
-need GPUs or several hosts (NCCL, CUDA) are checked on their exact text from the failure table
-of the distributed notes, or on the format strings in torch's source.
+runs on the loopback address (fixtures/distributed/capture.py makes them again). Those under
+fixtures/failures/ were captured from torch 2.13, numpy 2.3, pyarrow 26, safetensors 0.8,
+datasets 4.8, transformers 5.16, accelerate 1.13 and axolotl 0.19 failing for real: an
+address-space limit, SIGKILL, a tiny tmpfs, missing names offline (fixtures/failures/capture.py
+makes them again). Messages that need GPUs or several hosts (NCCL, CUDA) are checked on their
+exact text from the failure table of the distributed notes, or on the format strings in the
+libraries' source.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import clean_environ
 from vlm_tui.core import failure_hints
-from vlm_tui.core.failure_hints import FailureHint, FailureScanner, hint_for_line
+from vlm_tui.core.failure_hints import (
+    FailureHint,
+    FailureScanner,
+    hint_for_exit_code,
+    hint_for_line,
+)
+from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.run_state import RunState
+from vlm_tui.headless import summary_lines
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DISTRIBUTED = FIXTURES / "distributed"
+FAILURES = FIXTURES / "failures"
 
 # Every key the module promises; each has at least one case below.
 KEYS = {
@@ -38,6 +55,13 @@ KEYS = {
     "machine_rank_missing",
     "env_missing",
     "peer_lost",
+    "host_oom",
+    "shm_full",
+    "disk_full",
+    "dataset_missing",
+    "model_offline",
+    "model_not_found",
+    "package_missing",
 }
 
 # (line, key, texts the cause must contain)
@@ -288,6 +312,225 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
         "child_failed",
         ("SIGTERM",),
     ),
+    # Below, "captured" lines come from fixtures/failures/ (the library versions in the module
+    # docstring); the others are the libraries' own format strings, filled in.
+    # cuda_oom: torch 2.0-2.4 named the class torch.cuda.OutOfMemoryError; ROCm says HIP.
+    (
+        "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; "
+        "7.79 GiB total capacity; 5.59 GiB already allocated; 10.06 MiB free; 5.64 GiB reserved "
+        "in total by PyTorch)",
+        "cuda_oom",
+        ("GPU 0", "20.00 MiB"),
+    ),
+    (
+        "RuntimeError: HIP out of memory. Tried to allocate 2.00 GiB (GPU 0; 63.98 GiB total "
+        "capacity; 61.20 GiB already allocated)",
+        "cuda_oom",
+        ("GPU 0", "2.00 GiB"),
+    ),
+    (
+        "RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+        "cuda_oom",
+        ("GPU",),
+    ),
+    # host_oom: captured under RLIMIT_AS from torch, numpy, pyarrow and python.
+    (
+        "RuntimeError: [enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+        "allocate memory: you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate "
+        "memory)",
+        "host_oom",
+        ("RAM", "64.0 GiB"),
+    ),
+    (
+        "numpy._core._exceptions._ArrayMemoryError: Unable to allocate 8.00 GiB for an array with "
+        "shape (8589934592,) and data type uint8",
+        "host_oom",
+        ("8.00 GiB",),
+    ),
+    ("pyarrow.lib.ArrowMemoryError: malloc of size 8589934592 failed", "host_oom", ("8.0 GiB",)),
+    ("MemoryError", "host_oom", ("RAM",)),
+    ("[rank0]: MemoryError: std::bad_alloc", "host_oom", ("RAM",)),
+    # killed_oom: captured: a loader worker, accelerate's launcher, bash and sh.
+    (
+        "RuntimeError: DataLoader worker (pid 16340) is killed by signal: Killed. ",
+        "killed_oom",
+        ("data loader worker", "OOM"),
+    ),
+    (
+        "subprocess.CalledProcessError: Command '['/venv/bin/python3', 'sigkill.py']' died with "
+        "<Signals.SIGKILL: 9>.",
+        "killed_oom",
+        ("SIGKILL",),
+    ),
+    (
+        "bash: line 1: 18815 Killed                  '/venv/bin/python' sigkill.py",
+        "killed_oom",
+        ("OOM",),
+    ),
+    ("Killed", "killed_oom", ("OOM",)),
+    # shm_full: captured with a 1 MiB /dev/shm; torch's older text; its bus-error messages.
+    (
+        "RuntimeError: unable to allocate shared memory(shm) for file "
+        "</torch_18902_2732180947_0>: No space left on device (28)",
+        "shm_full",
+        ("/dev/shm",),
+    ),
+    (
+        "RuntimeError: unable to write to file </torch_6004_3394634227_0>: No space left on "
+        "device (28)",
+        "shm_full",
+        ("/dev/shm",),
+    ),
+    (
+        "ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient "
+        "shared memory (shm).",
+        "shm_full",
+        ("shared memory",),
+    ),
+    (
+        "RuntimeError: DataLoader worker (pid 2310) is killed by signal: Bus error. It is "
+        "possible that dataloader's workers are out of shared memory. Please try to raise your "
+        "shared memory limit.",
+        "shm_full",
+        ("shared memory",),
+    ),
+    # disk_full: captured on a full tmpfs (python, safetensors, pyarrow, torch.save); the
+    # quota's errno text; datasets' and huggingface_hub's own checks.
+    ("OSError: [Errno 28] No space left on device", "disk_full", ("disk is full",)),
+    (
+        "OSError: [Errno 28] No space left on device: '/data/out/checkpoint-16'",
+        "disk_full",
+        ("/data/out/checkpoint-16",),
+    ),
+    (
+        "safetensors._safetensors_rust.SafetensorError: Error while serializing: I/O error: No "
+        "space left on device (os error 28)",
+        "disk_full",
+        ("disk is full",),
+    ),
+    (
+        "OSError: [Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on "
+        "device",
+        "disk_full",
+        ("disk is full",),
+    ),
+    ("OSError: [Errno 122] Disk quota exceeded", "disk_full", ("quota",)),
+    (
+        "OSError: Not enough disk space. Needed: 1.20 GiB (download: 1.00 GiB, generated: 200.00 "
+        "MiB, post-processed: Unknown size)",
+        "disk_full",
+        ("1.20 GiB",),
+    ),
+    (
+        "UserWarning: Not enough free disk space to download the file. The expected file size "
+        "is: 4965.80 MB. The target location /data/hf/hub only has 1024.00 MB free disk space.",
+        "disk_full",
+        ("disk space",),
+    ),
+    (
+        "RuntimeError: [enforce fail at inline_container.cc:672] . unexpected pos 54080 vs 53968",
+        "disk_full",
+        ("full disk",),
+    ),
+    ("RuntimeError: basic_ios::clear: iostream error", "disk_full", ("full disk",)),
+    (
+        "RuntimeError: [enforce fail at inline_container.cc:588] . PytorchStreamWriter failed "
+        "writing file data/0: file write failed",
+        "disk_full",
+        ("full disk",),
+    ),
+    # dataset_missing: captured from axolotl (a missing file, an unknown hub dataset offline,
+    # a row naming a missing image) and datasets; datasets' message when online.
+    (
+        "ValueError: The dataset could not be loaded. This could be due to a misconfigured "
+        "dataset path (/data/missing/train.jsonl). Try double-check your path / name / "
+        "data_files. This is not caused by the dataset type.",
+        "dataset_missing",
+        ("/data/missing/train.jsonl",),
+    ),
+    (
+        "FileNotFoundError: Unable to find '/data/missing/train.jsonl'",
+        "dataset_missing",
+        ("/data/missing/train.jsonl",),
+    ),
+    (
+        "ConnectionError: Couldn't reach 'no-such-org/no-such-dataset' on the Hub "
+        "(OfflineModeIsEnabled)",
+        "dataset_missing",
+        ("no-such-org/no-such-dataset", "offline"),
+    ),
+    (
+        "datasets.exceptions.DatasetNotFoundError: Dataset 'no-such-org/no-such-dataset' doesn't "
+        "exist on the Hub or cannot be accessed.",
+        "dataset_missing",
+        ("no-such-org/no-such-dataset",),
+    ),
+    (
+        "ValueError: Incorrect image source. Must be a valid URL starting with `http://` or "
+        "`https://`, a valid path to an image file, or a base64 encoded string. Got "
+        "/data/missing/img/0.png. Failed with Invalid base64-encoded string: number of data "
+        "characters (25) cannot be 1 more than a multiple of 4",
+        "dataset_missing",
+        ("/data/missing/img/0.png",),
+    ),
+    # model_offline: captured from transformers and huggingface_hub with HF_HUB_OFFLINE=1.
+    (
+        "OSError: We couldn't connect to 'https://huggingface.co' to load the files, and "
+        "couldn't find them in the cached files.",
+        "model_offline",
+        ("offline",),
+    ),
+    (
+        "huggingface_hub.errors.LocalEntryNotFoundError: Cannot find the requested files in the "
+        "disk cache and outgoing traffic has been disabled. To enable hf.co look-ups and "
+        "downloads online, set 'local_files_only' to False.",
+        "model_offline",
+        ("cache",),
+    ),
+    # model_not_found: a folder that is not (captured through axolotl); an unknown id online.
+    (
+        "OSError: Repo id must be in the form 'repo_name' or 'namespace/repo_name': "
+        "'/data/models/no-such-model'. Use `repo_type` argument if needed.",
+        "model_not_found",
+        ("/data/models/no-such-model",),
+    ),
+    (
+        "OSError: no-such-org/no-such-model is not a local folder and is not a valid model "
+        "identifier listed on 'https://huggingface.co/models'",
+        "model_not_found",
+        ("no-such-org/no-such-model",),
+    ),
+    # package_missing: captured from python, transformers and axolotl.
+    (
+        "ModuleNotFoundError: No module named 'no_such_module_xyz'",
+        "package_missing",
+        ("no_such_module_xyz",),
+    ),
+    ("ModuleNotFoundError: No module named 'yaml'", "package_missing", ("pyyaml",)),
+    (
+        "ModuleNotFoundError: No module named 'axolotl.integrations.nothing_here'",
+        "package_missing",
+        ("axolotl.integrations.nothing_here", "version"),
+    ),
+    (
+        "TimmWrapperModel requires the timm library but it was not found in your environment. "
+        "You can install it with pip:",
+        "package_missing",
+        ("timm", "TimmWrapperModel"),
+    ),
+    (
+        "ImportError: This modeling file requires the following packages that were not found in "
+        "your environment: no_such_module_xyz. Run `pip install no_such_module_xyz`",
+        "package_missing",
+        ("no_such_module_xyz",),
+    ),
+    (
+        "ImportError: FlashAttention2 has been toggled on, but it cannot be used due to the "
+        "following error: the package for FlashAttention2 doesn't seem to be installed.",
+        "package_missing",
+        ("FlashAttention 2",),
+    ),
+    ("ImportError: oci:// paths require ocifs to be installed", "package_missing", ("ocifs",)),
 ]
 
 # (fixture file, key of the scanner's best hint)
@@ -312,6 +555,36 @@ REAL_LOGS = {
     "killed_oom.log": "killed_oom",
     "child_failed.log": "child_failed",
     "child_failed_signal.log": "child_failed",
+}
+
+# (fixture under failures/, key of the scanner's best hint)
+FAILURE_LOGS = {
+    "host_oom_torch.log": "host_oom",
+    "host_oom_python.log": "host_oom",
+    "host_oom_numpy.log": "host_oom",
+    "host_oom_arrow.log": "host_oom",
+    "killed_shell.log": "killed_oom",
+    "killed_accelerate.log": "killed_oom",
+    "killed_loader_worker.log": "killed_oom",
+    "shm_full.log": "shm_full",
+    "disk_full_python.log": "disk_full",
+    "disk_full_torch.log": "disk_full",
+    "disk_full_safetensors.log": "disk_full",
+    "disk_full_arrow.log": "disk_full",
+    "disk_full_train.log": "disk_full",
+    "package_missing_import.log": "package_missing",
+    "package_missing_backend.log": "package_missing",
+    "package_missing_flash_attention.log": "package_missing",
+    "package_missing_remote_code.log": "package_missing",
+    "package_missing_cloud_dataset.log": "package_missing",
+    "model_offline.log": "model_offline",
+    "model_offline_train.log": "model_offline",
+    "model_bad_path_train.log": "model_not_found",
+    "dataset_file_missing.log": "dataset_missing",
+    "dataset_offline.log": "dataset_missing",
+    "dataset_missing_train.log": "dataset_missing",
+    "dataset_hub_offline_train.log": "dataset_missing",
+    "image_missing_train.log": "dataset_missing",
 }
 
 
@@ -385,6 +658,17 @@ def test_fixes_name_concrete_settings() -> None:
     assert "ddp_timeout" in fixes["nccl_timeout"]
     assert "dmesg" in fixes["killed_oom"]
     assert "micro_batch_size" in fixes["cuda_oom"]
+    assert "image_size" in fixes["cuda_oom"]
+    assert "gradient_checkpointing" in fixes["cuda_oom"]
+    assert "micro_batch_size" in fixes["host_oom"]
+    assert "--shm-size" in fixes["shm_full"]
+    assert "df -h" in fixes["disk_full"]
+    assert "save_total_limit" in fixes["disk_full"]
+    assert "datasets:" in fixes["dataset_missing"]
+    assert "base_model" in fixes["model_offline"]
+    assert "HF_HUB_OFFLINE" in fixes["model_offline"]
+    assert "base_model" in fixes["model_not_found"]
+    assert "pip install no_such_module_xyz" in fixes["package_missing"]
 
 
 @pytest.mark.parametrize("name", sorted(REAL_LOGS))
@@ -396,6 +680,87 @@ def test_real_log_gives_expected_best_hint(name: str) -> None:
 
 def test_every_captured_log_is_checked() -> None:
     assert {p.name for p in DISTRIBUTED.glob("*.log")} == set(REAL_LOGS)
+
+
+@pytest.mark.parametrize("name", sorted(FAILURE_LOGS))
+def test_real_failure_log_gives_expected_best_hint(name: str) -> None:
+    best = scan(read_lines(FAILURES / name)).best
+    assert best is not None, name
+    assert best.key == FAILURE_LOGS[name]
+    for text in (best.cause, best.fix):
+        assert text and "\n" not in text and len(text) <= 200
+
+
+def test_every_captured_failure_log_is_checked() -> None:
+    assert {p.name for p in FAILURES.glob("*.log")} == set(FAILURE_LOGS)
+
+
+def test_a_full_training_log_names_the_missing_dataset_file() -> None:
+    # The real axolotl run: hundreds of ordinary lines, then the traceback.
+    best = scan(read_lines(FAILURES / "dataset_missing_train.log")).best
+    assert best is not None and "/data/missing/train.jsonl" in best.cause
+
+
+def test_a_training_that_filled_the_disk_points_at_the_disk() -> None:
+    # torch 2.13 never says "No space left" when a checkpoint meets a full disk.
+    lines = read_lines(FAILURES / "disk_full_train.log")
+    assert not any("No space left" in line for line in lines)
+    assert any("Saving model checkpoint" in line for line in lines)
+    best = scan(lines).best
+    assert best is not None and best.key == "disk_full" and "full disk" in best.cause
+
+
+def test_a_warning_about_an_optional_module_does_not_hide_a_later_oom() -> None:
+    # Libraries log optional imports that fail; the error that ended the run is more specific.
+    scanner = scan(
+        [
+            "[transformers] Encountered exception while importing xformers: No module named "
+            "'xformers'",
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a "
+            "total capacity of 79.19 GiB of which 1.06 GiB is free.",
+        ]
+    )
+    assert scanner.best is not None and scanner.best.key == "cuda_oom"
+
+
+def test_the_memory_error_outranks_the_kill_that_follows() -> None:
+    scanner = scan(["MemoryError", "  exitcode  : -9 (pid: 16563)  (SIGKILL)"])
+    assert scanner.best is not None and scanner.best.key == "host_oom"
+
+
+def test_shared_memory_is_named_before_the_disk() -> None:
+    # The same line says "No space left on device": /dev/shm, not the disk, needs room.
+    hint = hint_for_line(
+        "RuntimeError: unable to allocate shared memory(shm) for file </torch_1_2_0>: No space "
+        "left on device (28)"
+    )
+    assert hint is not None and hint.key == "shm_full"
+
+
+def test_an_exit_by_sigkill_alone_hints_at_the_oom_killer() -> None:
+    # A killed training leaves no line of its own when the supervisor started it directly.
+    hint = hint_for_exit_code(-9)
+    assert hint is not None and hint.key == "killed_oom" and "OOM" in hint.cause
+    assert all(hint_for_exit_code(code) is None for code in (0, 1, 2, 137, -6, -15))
+    scanner = FailureScanner()
+    assert scanner.feed_exit(-9) == hint and scanner.best == hint
+    scanner = FailureScanner()
+    scanner.feed("MemoryError")
+    scanner.feed_exit(-9)
+    assert scanner.best is not None and scanner.best.key == "host_oom"
+    scanner = FailureScanner()
+    assert scanner.feed_exit(1) is None and scanner.best is None
+
+
+def test_captured_urls_lose_credentials_and_query() -> None:
+    hint = hint_for_line(
+        "ValueError: The dataset could not be loaded. This could be due to a misconfigured "
+        "dataset path (https://user:s3cr3t@example.invalid/d.jsonl?X-Amz-Signature=abc123). Try "
+        "double-check your path / name / data_files."
+    )
+    assert hint is not None and hint.key == "dataset_missing"
+    assert "example.invalid/d.jsonl" in hint.cause
+    assert "s3cr3t" not in hint.cause and "abc123" not in hint.cause and "user" not in hint.cause
 
 
 def test_root_cause_beats_the_child_failed_box_after_it() -> None:
@@ -507,6 +872,14 @@ def test_ordinary_lines_stop_at_the_prefilter() -> None:
         "  exitcode  : 0 (pid: 1)",
         "ConnectionResetError(104, 'Connection reset by peer')",
         "Timed out after 10 seconds downloading the file",
+        "Killed 3 stale processes before the start",
+        "[INFO] the scheduler Killed nothing",
+        "MemoryErrorHandler installed",
+        "memory/max_active (GiB): 0",
+        "Unable to allocate a port, retrying",
+        "a module named 'yaml' was found",
+        "loaded 3 paths: require no network",
+        "DataLoader worker (pid 12) exited normally",
     ],
 )
 def test_lines_that_only_look_alike_give_no_hint(line: str) -> None:
@@ -519,9 +892,85 @@ def test_handmade_failure_points_at_the_failed_child() -> None:
     assert "code 1" in best.cause
 
 
+NEEDLES = sorted({rule.needle for rule in failure_hints._RULES})
+
+
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(NEEDLES), st.text(max_size=20)),
+        max_size=6,
+    ).map("".join)
+)
+def test_the_prefilter_finds_exactly_the_lines_holding_a_needle(text: str) -> None:
+    # The prefilter is one trie-shaped regex; it must agree with a plain search for each needle.
+    expected = any(needle in text for needle in NEEDLES)
+    assert (failure_hints._PREFILTER.search(text) is not None) == expected
+
+
 @given(st.text(max_size=300))
 def test_any_text_gives_a_well_formed_hint_or_none(text: str) -> None:
     hint = hint_for_line(text)
     assert hint is None or (isinstance(hint, FailureHint) and hint.key in KEYS)
     if hint is not None:
         assert "\n" not in hint.cause and "\n" not in hint.fix
+
+
+# End to end: a real supervisor runs a tiny python child that really fails; status.json and the
+# headless summary carry the cause and fix.
+CHILD_FAILURES = {
+    "package_missing": ("import no_such_module_xyz\n", "no_such_module_xyz", "pip install"),
+    # A 1 GiB address space: python starts, the 8 GiB buffer fails with a real MemoryError.
+    "host_oom": (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "print('allocating', flush=True)\n"
+        "bytearray(8 << 30)\n",
+        "RAM",
+        "micro_batch_size",
+    ),
+}
+
+
+def supervise(root: Path, code: str) -> RunPaths:
+    paths = RunPaths(root)
+    root.mkdir(parents=True)
+    write_json_atomic(paths.command, {"argv": [sys.executable, "-c", code], "cwd": str(root)})
+    # The supervisor exits with the training's code; the outcome is read from status.json.
+    subprocess.run(
+        [sys.executable, "-m", "vlm_tui.core.supervisor", str(root)],
+        env=clean_environ(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    return paths
+
+
+@pytest.mark.parametrize("key", sorted(CHILD_FAILURES))
+def test_supervisor_records_cause_and_fix_of_a_real_failure(tmp_path: Path, key: str) -> None:
+    code, in_cause, in_fix = CHILD_FAILURES[key]
+    paths = supervise(tmp_path / "runs" / key, code)
+    status = read_json(paths.status)
+    assert status is not None
+    assert status["state"] == "failed" and status["exit_code"] == 1
+    assert status["hint"] == key
+    assert in_cause in status["cause"] and in_fix in status["fix"]
+    assert "\n" not in status["cause"] and "\n" not in status["fix"]
+    # The child's own error is in train.log, where the scanner read it.
+    assert ("ModuleNotFoundError" if key == "package_missing" else "MemoryError") in (
+        paths.log.read_text()
+    )
+    # status.json is plain JSON a front-end reads as is.
+    assert json.loads(paths.status.read_text())["cause"] == status["cause"]
+    lines = summary_lines(paths, RunState(), status)
+    assert f"[vlm-tui] cause: {status['cause']}" in lines
+    assert f"[vlm-tui] fix: {status['fix']}" in lines
+
+
+def test_supervisor_writes_no_cause_for_a_failure_it_does_not_know(tmp_path: Path) -> None:
+    paths = supervise(tmp_path / "runs" / "plain", "raise SystemExit(3)\n")
+    status = read_json(paths.status)
+    assert status is not None and status["state"] == "failed" and status["exit_code"] == 3
+    assert "cause" not in status and "fix" not in status
+    assert not [line for line in summary_lines(paths, RunState(), status) if "cause:" in line]

@@ -1,13 +1,15 @@
-"""Name the likely cause of a distributed-training failure, and one concrete fix, from log lines.
+"""Name the likely cause of a failed training, and one concrete fix, from log lines.
 
-A failed multi-node run ends in pages of C++ frames and a torchrun ChildFailedError box that
-says only "exitcode: 1"; the line that explains it (a timeout towards the master, a port in use,
-a missing variable) is somewhere above. The supervisor feeds every line of a run here, and the
-scanner keeps the most specific hint seen, so the user reads one cause and one fix instead.
+A failed run ends in pages of C++ frames and often a torchrun ChildFailedError box that says
+only "exitcode: 1"; the line that explains it (a timeout towards the master, a port in use, out
+of memory, a full disk, a missing dataset, model or package) is somewhere above. The supervisor
+feeds every line of a run here, and the scanner keeps the most specific hint seen, so the user
+reads one cause and one fix instead.
 
-Messages are matched by their text in torch, accelerate and NCCL (see the failure table in the
-distributed notes); real captures of most of them live in the tests' fixtures. Pure, stdlib only,
-and cheap on ordinary lines: one combined regex rules them out before any rule runs.
+Messages are matched by their text in torch, accelerate, NCCL, transformers, datasets, axolotl
+and the shell (the distributed ones are in the failure table of the distributed notes); real
+captures of most of them live in the tests' fixtures. Pure, stdlib only, and cheap on ordinary
+lines: one combined regex rules them out before any rule runs.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["FailureHint", "FailureScanner", "hint_for_line"]
+__all__ = ["FailureHint", "FailureScanner", "hint_for_exit_code", "hint_for_line"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class FailureHint:
 _MAX_VALUE_CHARS = 60
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _LOOPBACK_HOSTS = ("localhost", "::1", "0.0.0.0", "ip6-localhost")
+_URL_USER_RE = re.compile(r"://[^/@\s]*@")
+_URL_QUERY_RE = re.compile(r"(?<=\S)[?#]\S*")
 
 _Build = Callable[[re.Match[str]], tuple[str, str] | None]
 
@@ -52,6 +57,19 @@ class _Rule:
 def _clip(value: str | None) -> str:
     text = " ".join((value or "").split())
     return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
+
+
+def _scrubbed(value: str | None) -> str:
+    """A captured path or id, clipped, without a URL's credentials or query (signed URLs)."""
+    text = _URL_USER_RE.sub("://", value or "")
+    return _clip(_URL_QUERY_RE.sub("", text))
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def _one_line(text: str) -> str:
@@ -307,15 +325,228 @@ def _cuda_oom(match: re.Match[str]) -> tuple[str, str]:
     cause = f"GPU {gpu.group(1)} ran out of memory" if gpu else "a GPU ran out of memory"
     cause += f" (tried to allocate {size.group(1)})" if size else ""
     return cause, (
-        "lower micro_batch_size or sequence_len, enable gradient_checkpointing, or train an "
-        "adapter; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True eases fragmentation"
+        "lower micro_batch_size, sequence_len or image_size, enable gradient_checkpointing, or "
+        "train an adapter; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True eases fragmentation"
     )
 
 
+_KILLED = (
+    "a training process was killed (SIGKILL, exit -9), usually by the kernel's OOM killer",
+    "check `dmesg` or the job's memory limit for an out-of-memory kill; lower micro_batch_size or "
+    "dataloader workers, or give the job more host RAM",
+)
+
+
 def _killed(match: re.Match[str]) -> tuple[str, str]:
-    return "a training process was killed (SIGKILL, exit -9), usually by the kernel's OOM killer", (
-        "check `dmesg` or the job's memory limit for an out-of-memory kill; lower "
-        "micro_batch_size or dataloader workers, or give the job more host RAM"
+    return _KILLED
+
+
+def _worker_killed(match: re.Match[str]) -> tuple[str, str]:
+    return "a data loader worker was killed (SIGKILL), usually by the kernel's OOM killer", (
+        "lower dataloader_num_workers or micro_batch_size, or give the job more host RAM; "
+        "`dmesg` shows out-of-memory kills"
+    )
+
+
+_HOST_OOM_FIX = (
+    "lower micro_batch_size, sequence_len, image_size or dataloader_num_workers, or give the job "
+    "more host RAM (see `free -g` for what else uses it)"
+)
+
+
+def _host_oom(match: re.Match[str]) -> tuple[str, str]:
+    found = match.groupdict()
+    size = _size(int(found["bytes"])) if found.get("bytes") else _group(match, "size")
+    cause = "the host ran out of RAM"
+    cause += f" (tried to allocate {size})" if size else ""
+    return cause, _HOST_OOM_FIX
+
+
+def _shm_full(match: re.Match[str]) -> tuple[str, str]:
+    return (
+        "shared memory (/dev/shm) is full or too small: data loader workers hand batches over "
+        "through it",
+        "give the container more shared memory (docker --shm-size=16g; a Memory emptyDir on "
+        "/dev/shm in Kubernetes) or set dataloader_num_workers: 0",
+    )
+
+
+_DISK_FIX = (
+    "free space on the disk of output_dir and the Hugging Face cache (`df -h`), lower "
+    "save_total_limit, or move output_dir / HF_HOME to a bigger disk"
+)
+
+
+def _disk_full(match: re.Match[str]) -> tuple[str, str]:
+    path = _scrubbed(match.groupdict().get("path"))
+    return "the disk is full (No space left on device)" + (f" writing {path}" if path else ""), (
+        _DISK_FIX
+    )
+
+
+def _disk_quota(match: re.Match[str]) -> tuple[str, str]:
+    return "the disk quota is used up (Disk quota exceeded)", (
+        "free space under your quota (`quota -s` or your cluster's quota tool), lower "
+        "save_total_limit, or move output_dir / HF_HOME to a filesystem with room"
+    )
+
+
+def _disk_needed(match: re.Match[str]) -> tuple[str, str]:
+    needed = _group(match, "needed")
+    return f"not enough free disk space to prepare the dataset (needs {needed})", _DISK_FIX
+
+
+def _download_space(match: re.Match[str]) -> tuple[str, str]:
+    return "not enough free disk space to download the model or dataset files", (
+        "free space in the Hugging Face cache's disk (`df -h`), or point HF_HOME at a bigger disk"
+    )
+
+
+def _torch_write_failed(match: re.Match[str]) -> tuple[str, str]:
+    # torch 2.13 says only this when a save meets a full disk: captured on a full tmpfs.
+    cause = "torch could not finish writing a file (a checkpoint), most likely a full disk or quota"
+    return cause, _DISK_FIX
+
+
+# Import names whose pip distribution is named otherwise; "_" and "-" are the same to pip.
+_PIP_NAMES = {
+    "PIL": "pillow",
+    "attr": "attrs",
+    "bs4": "beautifulsoup4",
+    "cv2": "opencv-python",
+    "dateutil": "python-dateutil",
+    "google.protobuf": "protobuf",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+}
+_PIP_WHERE = "into the environment the training runs in (the python of the shown command)"
+
+
+def _pip_name(module: str) -> tuple[str, str]:
+    """The importable root of a module name, and the pip package that provides it."""
+    for name, package in _PIP_NAMES.items():
+        if module == name or module.startswith(name + "."):
+            return name, package
+    root = module.split(".")[0]
+    return root, root
+
+
+def _module_missing(match: re.Match[str]) -> tuple[str, str]:
+    module = _group(match, "module")
+    root, package = _pip_name(module)
+    if module != root:
+        return (
+            f"python module {module} is missing: {package} is not installed, or a version "
+            "without it",
+            f"pip install (or upgrade) {package} {_PIP_WHERE}; `pip show {package}` shows the "
+            "version there",
+        )
+    named = "" if package == module else f" (it provides {module})"
+    return f"python package {package} is not installed{named}", (
+        f"pip install {package} {_PIP_WHERE}"
+    )
+
+
+def _library_missing(match: re.Match[str]) -> tuple[str, str]:
+    who, library = _group(match, "who"), _group(match, "library").replace("🤗 ", "")
+    return f"{who} needs the {library} library, which is not installed", (
+        f"install {library} {_PIP_WHERE}; the next log line gives the pip command"
+    )
+
+
+def _remote_code_packages(match: re.Match[str]) -> tuple[str, str]:
+    packages = _group(match, "packages")
+    return f"the model's own code needs packages that are not installed: {packages}", (
+        f"pip install {packages.replace(',', '')} {_PIP_WHERE}"
+    )
+
+
+def _flash_attention_missing(match: re.Match[str]) -> tuple[str, str]:
+    version = _group(match, "version") or "2"
+    fix = "pip install flash-attn (CUDA GPUs only)" if version == "2" else "install it"
+    return f"FlashAttention {version} is switched on but its package is not installed", (
+        f"{fix}, or switch it off: flash_attention: false, or attn_implementation: sdpa"
+    )
+
+
+def _cloud_fs_missing(match: re.Match[str]) -> tuple[str, str]:
+    scheme, package = _group(match, "scheme"), _group(match, "package")
+    return f"the dataset is on {scheme} storage but {package} is not installed", (
+        f"pip install {package} {_PIP_WHERE}"
+    )
+
+
+_DATASET_FIX = (
+    "fix the path under datasets: in the config (a file or folder that exists on every node; "
+    "relative paths start in the working folder), or download a hub dataset while online"
+)
+
+
+def _dataset_unloadable(match: re.Match[str]) -> tuple[str, str]:
+    path = _scrubbed(match.group("path"))
+    return f"dataset {path} is neither an existing file or folder nor a reachable hub dataset", (
+        _DATASET_FIX
+    )
+
+
+def _dataset_file_missing(match: re.Match[str]) -> tuple[str, str]:
+    return f"dataset file {_scrubbed(match.group('path'))} does not exist", _DATASET_FIX
+
+
+def _hub_dataset_missing(match: re.Match[str]) -> tuple[str, str]:
+    return f"no hub dataset {_scrubbed(match.group('path'))}, or no access to it", (
+        "check the dataset name under datasets: in the config; for a private or gated one log "
+        "in (`hf auth login`) or set HF_TOKEN"
+    )
+
+
+def _dataset_offline(match: re.Match[str]) -> tuple[str, str]:
+    path = _scrubbed(match.group("path"))
+    return f"dataset {path} is not a local path and the hub is offline (HF_HUB_OFFLINE)", (
+        "give a local dataset file or folder under datasets:, or download it while online "
+        "(`hf download --repo-type dataset NAME`) so the cache has it"
+    )
+
+
+def _image_missing(match: re.Match[str]) -> tuple[str, str]:
+    source = _scrubbed(match.group("path"))
+    return (
+        f"an image of the dataset cannot be loaded: {source} is not a file, URL or base64 image",
+        (
+            "fix the image paths in the dataset rows: every file must exist on every node, and "
+            "relative paths start in the working folder"
+        ),
+    )
+
+
+_MODEL_OFFLINE_FIX = (
+    "set base_model to a local model folder, or download it while online (`hf download "
+    "ORG/NAME`) so the cache has it; unset HF_HUB_OFFLINE only where the hub is reachable"
+)
+
+
+def _model_offline(match: re.Match[str]) -> tuple[str, str]:
+    return (
+        "the model is not a local folder, its files are not in the Hugging Face cache, and the "
+        "hub is offline (HF_HUB_OFFLINE) or unreachable",
+        _MODEL_OFFLINE_FIX,
+    )
+
+
+def _model_unknown(match: re.Match[str]) -> tuple[str, str]:
+    model = _scrubbed(match.group("model"))
+    return f"{model} is not a local folder, and the hub has no such model (or it is private)", (
+        "check base_model's spelling (ORG/NAME) or folder; for a private or gated model log in "
+        "(`hf auth login`) or set HF_TOKEN"
+    )
+
+
+def _model_bad_path(match: re.Match[str]) -> tuple[str, str]:
+    model = _scrubbed(match.group("model"))
+    return f"{model} is neither an existing folder nor a hub model id", (
+        "point base_model (and tokenizer or processor paths, if set) at an existing folder that "
+        "holds config.json, or use a hub id ORG/NAME"
     )
 
 
@@ -384,6 +615,70 @@ _TABLE: tuple[tuple[str, int, str, str, _Build], ...] = (
     ("cuda_oom", 80, "CUDA out of memory", r"CUDA out of memory", _cuda_oom),
     ("cuda_oom", 80, "CUDA error: out of memory", r"CUDA error: out of memory", _cuda_oom),
     ("cuda_oom", 80, "OutOfMemoryError", r"\bOutOfMemoryError\b", _cuda_oom),
+    ("cuda_oom", 80, "HIP out of memory", r"HIP out of memory", _cuda_oom),
+    ("cuda_oom", 80, "CUBLAS_STATUS_ALLOC_FAILED", r"CUBLAS_STATUS_ALLOC_FAILED", _cuda_oom),
+    # Shared memory first: its messages also say "No space left on device".
+    ("shm_full", 85, "(shm)", r"unable to allocate shared memory\(shm\)", _shm_full),
+    ("shm_full", 85, "</torch_", r"unable to write to file </torch_", _shm_full),
+    ("shm_full", 85, "(shm)", r"insufficient shared memory \(shm\)", _shm_full),
+    ("shm_full", 85, "DataLoader worker (pid ",
+     r"DataLoader worker \(pid \d+\) is killed by signal: Bus error", _shm_full),
+    # Out of host memory: torch's CPU allocator, numpy, python itself.
+    ("host_oom", 80, "DefaultCPUAllocator: can't allocate memory",
+     r"DefaultCPUAllocator: can't allocate memory: you tried to allocate (?P<bytes>\d+) bytes",
+     _host_oom),
+    ("host_oom", 80, "Unable to allocate ",
+     r"Unable to allocate (?P<size>[\d.]+ [KMGTPE]?i?B) for an array", _host_oom),
+    ("host_oom", 80, "ArrowMemoryError: malloc of size ",
+     r"ArrowMemoryError: malloc of size (?P<bytes>\d+) failed", _host_oom),
+    ("host_oom", 80, "MemoryError", r"(?<![\w.])MemoryError(?::|\s*$)", _host_oom),
+    # A full disk: python and safetensors say it, datasets checks before it writes.
+    ("disk_full", 80, "No space left on device",
+     r"No space left on device(?:: '(?P<path>[^']+)')?", _disk_full),
+    ("disk_full", 80, "Disk quota exceeded", r"Disk quota exceeded", _disk_quota),
+    ("disk_full", 80, "Not enough disk space. Needed: ",
+     r"Not enough disk space\. Needed: (?P<needed>[\d.]+ \w+)", _disk_needed),
+    # Missing dataset: axolotl's own check, datasets' messages, an image a row names.
+    ("dataset_missing", 80, "The dataset could not be loaded",
+     r"The dataset could not be loaded\. This could be due to a misconfigured dataset path "
+     r"\((?P<path>.*)\)\. Try double-check", _dataset_unloadable),
+    ("dataset_missing", 80, "FileNotFoundError: Unable to find '",
+     r"FileNotFoundError: Unable to find '(?P<path>[^']*)'", _dataset_file_missing),
+    ("dataset_missing", 80, "Dataset '",
+     r"Dataset '(?P<path>[^']*)' doesn't exist on the Hub", _hub_dataset_missing),
+    ("dataset_missing", 80, "OfflineModeIsEnabled",
+     r"Couldn't reach '(?P<path>[^']*)' on the Hub \(OfflineModeIsEnabled\)", _dataset_offline),
+    ("dataset_missing", 80, "Incorrect image source",
+     r"Incorrect image source\..*? Got (?P<path>.+?)\.(?: Failed with|\s*$)", _image_missing),
+    # Model not found: offline without a cached copy, an unknown hub id, a folder that is not.
+    ("model_offline", 80, "We couldn't connect to '",
+     r"We couldn't connect to '[^']*' to load the files, and couldn't find them in the cached "
+     r"files", _model_offline),
+    ("model_offline", 80, "Cannot find the requested files in the disk cache",
+     r"Cannot find the requested files in the disk cache and outgoing traffic has been "
+     r"disabled", _model_offline),
+    ("model_not_found", 80, "valid model identifier",
+     r"(?P<model>\S+) is not a local folder and is not a valid model identifier listed on "
+     r"'https://huggingface\.co/models'", _model_unknown),
+    ("model_not_found", 80, "Repo id must be in the form",
+     r"Repo id must be in the form 'repo_name' or 'namespace/repo_name': '(?P<model>[^']*)'",
+     _model_bad_path),
+    # Missing packages: below the above, since libraries also warn about optional ones.
+    ("package_missing", 75, "No module named", r"No module named '(?P<module>[\w.]+)'",
+     _module_missing),
+    ("package_missing", 75, "was not found in your environment",
+     r"(?P<who>\S+) requires the (?P<library>.+?) library but it was not found in your "
+     r"environment", _library_missing),
+    ("package_missing", 75, "This modeling file requires the following packages",
+     r"This modeling file requires the following packages that were not found in your "
+     r"environment: (?P<packages>[^.`]+)\.", _remote_code_packages),
+    ("package_missing", 75, "FlashAttention",
+     r"FlashAttention(?P<version>\d?) has been toggled on, but it cannot be used due to the "
+     r"following error: the package (?:for FlashAttention\d? doesn't seem to be installed|"
+     r"flash_attn seems to be not installed)", _flash_attention_missing),
+    ("package_missing", 75, ":// paths require ",
+     r"(?P<scheme>\w+)://(?: or \w+://)? paths require (?P<package>[\w-]+) to be installed",
+     _cloud_fs_missing),
     # A warning that explains a later gloo connect failure.
     ("gloo_interface", 75, "Unable to resolve hostname",
      r"Unable to resolve hostname to a \(local\) address", _gloo_hostname),
@@ -409,6 +704,15 @@ _TABLE: tuple[tuple[str, int, str, str, _Build], ...] = (
      _guide_rank_mismatch),
     ("clients_missing", 55, "RendezvousTimeoutError", r"\bRendezvousTimeoutError\b",
      _rendezvous_timeout),
+    # A warning before a download, and torch's only words when a save meets a full disk.
+    ("disk_full", 60, "Not enough free disk space to download the file",
+     r"Not enough free disk space to download the file", _download_space),
+    ("disk_full", 55, "] . unexpected pos ",
+     r"inline_container\.cc:\d+\] \. unexpected pos \d+ vs \d+", _torch_write_failed),
+    ("disk_full", 55, "PytorchStreamWriter failed writing file",
+     r"PytorchStreamWriter failed writing file", _torch_write_failed),
+    ("disk_full", 50, "basic_ios::clear: iostream error", r"basic_ios::clear: iostream error",
+     _torch_write_failed),
     # Collectives that hang: often the echo of another rank's failure, so below the above.
     ("nccl_timeout", 50, "Watchdog caught collective operation timeout",
      r"Watchdog caught collective operation timeout", _nccl_watchdog),
@@ -425,8 +729,14 @@ _TABLE: tuple[tuple[str, int, str, str, _Build], ...] = (
     ("master_unreachable", 40, "TCP client failed to connect",
      r"TCP client failed to connect/validate to host (?P<host>\S+):(?P<port>\d+)",
      _unreachable_retrying),
-    # Consequences: how a process ended, not why; anything above explains more.
+    # Consequences: how a process ended, not why; anything above explains more. A data loader
+    # worker's SIGKILL at least names the process.
+    ("killed_oom", 25, "DataLoader worker (pid ",
+     r"DataLoader worker \(pid \d+\) is killed by signal: Killed", _worker_killed),
     ("killed_oom", 20, "exitcode", r"\bexitcode\s*:\s*-9\b", _killed),
+    # accelerate's single-process launcher, and the shell (bash names the pid, sh does not).
+    ("killed_oom", 20, "<Signals.SIGKILL: 9>", r"died with <Signals\.SIGKILL: 9>", _killed),
+    ("killed_oom", 20, "Killed", r"(?:^|: )(?:\d+ )?Killed(?: {2,}\S|\s*$)", _killed),
     ("killed_oom", 20, "Signal 9 (SIGKILL)", r"Signal 9 \(SIGKILL\) received by PID", _killed),
     # A peer vanished: says where to look (another rank or node), not what went wrong there.
     ("peer_lost", 15, "NCCL error in: ",
@@ -456,8 +766,31 @@ _RULES: tuple[_Rule, ...] = tuple(
     )
 )
 
+# An exit code is a consequence: as low as the lowest rule that says the same.
+_EXIT_PRIORITY = min(rule.priority for rule in _RULES if rule.key == "killed_oom")
+
+
+def _any_of(needles: list[str]) -> str:
+    """A regex that finds any of NEEDLES, as a trie: one branch per distinct next character, so
+    a position costs a few compares however many needles there are (a flat a|b|c tries each)."""
+    trie: dict[str, dict[str, Any]] = {}
+    for needle in needles:
+        node = trie
+        for char in needle:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        if "" in node:  # a needle ends here: finding this much is enough
+            return ""
+        branches = [re.escape(char) + emit(rest) for char, rest in sorted(node.items())]
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    return emit(trie)
+
+
 # Ordinary lines (nearly all of a log) fail this one search and cost nothing more.
-_PREFILTER = re.compile("|".join(re.escape(n) for n in dict.fromkeys(r.needle for r in _RULES)))
+_PREFILTER = re.compile(_any_of([rule.needle for rule in _RULES]))
 
 
 def hint_for_line(text: str) -> FailureHint | None:
@@ -480,6 +813,15 @@ def hint_for_line(text: str) -> FailureHint | None:
     return None
 
 
+def hint_for_exit_code(exit_code: int) -> FailureHint | None:
+    """The hint an exit code alone gives: a SIGKILL (-9), which leaves no line in the log when
+    the killed process is the training itself, is most often the kernel's OOM killer."""
+    if exit_code != -signal.SIGKILL:
+        return None
+    cause, fix = _KILLED
+    return FailureHint("killed_oom", cause, fix, _EXIT_PRIORITY)
+
+
 class FailureScanner:
     """Feed every log line of a run; keeps the best hint seen (highest priority, first seen on
     ties), since the root cause usually comes before the messages it provokes."""
@@ -493,6 +835,13 @@ class FailureScanner:
         """The hint for this line, if any; the best one so far is kept in `best`."""
         hint = hint_for_line(text)
         if hint is not None and (self._best is None or hint.priority > self._best.priority):
+            self._best = hint
+        return hint
+
+    def feed_exit(self, exit_code: int) -> FailureHint | None:
+        """How the training ended; it fills `best` only if no line explained more."""
+        hint = hint_for_exit_code(exit_code)
+        if hint is not None and self._best is None:
             self._best = hint
         return hint
 
