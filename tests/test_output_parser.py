@@ -723,3 +723,207 @@ def test_many_ranks_do_not_grow_without_bound() -> None:
     tracebacks = of_type(parser.finish(), TracebackEvent)
     assert len(tracebacks) == 256
     assert tracebacks[-1].rank == 1999
+
+
+# ---------------------------------------------------------------------------------------------
+# The run's whole pipeline under fuzzing: parser -> RunState -> metrics.jsonl and status.json
+
+# Realistic fragments (metric dicts with hostile values, tqdm bars, log prefixes, save lines,
+# tracebacks, long lines) come from a seeded random.Random: hypothesis draws the seed, the piece
+# count, the cut points and some raw unicode and invalid UTF-8, so its time goes to feeding the
+# parser rather than to building strings draw by draw.
+_POOL_VALUES = [
+    "nan",
+    "inf",
+    "-inf",
+    "'nan'",
+    "'inf'",
+    "'-inf'",
+    "1e308",
+    "1e309",
+    "-1e309",
+    "'1e999'",
+    "-5",
+    "-0.0",
+    "0",
+    "True",
+    "None",
+    "'x'",
+    "''",
+    "'",
+    "1.2.3",
+    "9" * 70,
+    "'" + "9" * 63 + "'",
+    "9" * 64,
+    "1e-400",
+    "+3",
+    "0x10",
+    "1_000",
+    "\u0663",
+    "[1, 2]",
+    "{'a': 1}",
+    "tensor(2.5)",
+    str(-(10**40)),
+    str(10**40),
+]
+_POOL_KEYS = [
+    "loss",
+    "grad_norm",
+    "learning_rate",
+    "epoch",
+    "eval_loss",
+    "train_runtime",
+    "train_loss",
+    "tokens/train_per_sec_per_gpu",
+    "memory/max_active (GiB)",
+    "",
+    "\u00e9",
+]
+_POOL_COUNTS = ["0", "1", "7", "20", "1000", "9" * 20, "1.5k", "2M", "1.00Y", "4294967296"]
+_POOL_TIMES = ["00:00", "01:02", "1:02:03", "2 days, 1:02:03", "-0:01", "?", "999999999:00"]
+_POOL_RATES = ["24.53it/s", " 2.50s/it", "?it/s", "0.00s/it", "1.2kit/s", "inf it/s", ""]
+_POOL_STARTS = [
+    "",
+    "[2026-11-24 11:14:02,823] [INFO] [axolotl.train] [RANK:0] ",
+    "[2026-11-24 11:14:02,823] [ERROR] [axolotl.cli] [PID:12] [RANK:999999999] ",
+    "[rank0]: ",
+    "[rank3]:",
+    "W1124 11:20:05.000000 5000 api.py:908] ",
+    "ERROR:root:",
+    "x.py:12: UserWarning: ",
+    "\x1b[33m",
+]
+_POOL_LINES = [
+    "Saving model checkpoint to /out/checkpoint-" + "9" * 30,
+    "Saving model checkpoint to \u202e/x/checkpoint-3\n",
+    "Model successfully saved to \x00\n",
+    "ChildFailedError:\n" + "=" * 40 + "\n",
+    "  rank      : 99999999999999999999 (local_rank: x)\n",
+    "  exitcode  : -999 (pid: 1)\n",
+    "RuntimeError: NCCL error: unhandled system error\n",
+    "torch.distributed.DistNetworkError: The client socket has timed out\n",
+    "OSError: [Errno 98] Address already in use\n",
+    *("x" * n for n in (1023, 1024, 1025, 4095, 4097, 2500)),
+    *("{'loss': " + "1" * n + "}" for n in (64, 65, 1500)),
+]
+
+
+def _fuzz_piece(rng: random.Random) -> str:
+    """One realistic fragment of a training's output, often with a hostile value in it."""
+
+    def value() -> str:
+        roll = rng.random()
+        if roll < 0.5:
+            return rng.choice(_POOL_VALUES)
+        number = rng.choice([rng.uniform(-10, 10), 10 ** rng.uniform(-320, 308), -0.0])
+        return repr(number) if roll < 0.75 else f"'{number:.4g}'"
+
+    def metric_dict() -> str:
+        pairs = [(rng.choice(_POOL_KEYS), value()) for _ in range(rng.randint(0, 6))]
+        return "{" + ", ".join(f"'{key}': {val}" for key, val in pairs) + "}"
+
+    def bar() -> str:
+        desc = rng.choice(["", "", "Map: ", "Map (num_proc=2): ", "\u00e9: "])
+        n, total = rng.choice(_POOL_COUNTS), rng.choice(_POOL_COUNTS)
+        elapsed, remaining = rng.choice(_POOL_TIMES), rng.choice(_POOL_TIMES)
+        rate = rng.choice(_POOL_RATES)
+        if rng.random() < 0.2:
+            return f"\r{n}it [{elapsed}, {rate}]"
+        pct = rng.randint(0, 100)
+        return (
+            f"\r{desc}{pct:3d}%|\u2588\u258c        | {n}/{total} [{elapsed}<{remaining}, {rate}]"
+        )
+
+    roll = rng.random()
+    if roll < 0.3:
+        return metric_dict()
+    if roll < 0.5:
+        return bar()
+    if roll < 0.7:
+        return rng.choice(_POOL_STARTS) + (metric_dict() if rng.random() < 0.5 else value())
+    if roll < 0.8:
+        return rng.choice(_POOL_LINES)
+    return rng.choice(FRAGMENTS)
+
+
+_FUZZ_SEPARATORS = [b"\n", b"\r", b"\r\n", b"", b"", b"\n\n"]
+
+
+def _fuzz_stream(seed: int, count: int, raw: list[bytes]) -> bytes:
+    """`count` realistic pieces from the seed, with the raw pieces put in at random places."""
+    rng = random.Random(seed)
+    pieces = [_fuzz_piece(rng).encode("utf-8", errors="surrogatepass") for _ in range(count)]
+    for item in raw:
+        pieces.insert(rng.randint(0, len(pieces)), item)
+    return b"".join(piece + rng.choice(_FUZZ_SEPARATORS) for piece in pieces)
+
+
+# Drawn by hypothesis, so it can shrink them: text with any unicode, and bytes that are not UTF-8.
+_FUZZ_RAW = st.lists(
+    st.one_of(
+        st.text(max_size=12).map(lambda text: text.encode("utf-8", errors="surrogatepass")),
+        st.binary(max_size=8),
+        st.sampled_from([b"\xff", b"\xe2\x96", b"\xed\xa0\x80", b"\xc0\xaf", b"\x00", b"\xf4\x90"]),
+    ),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=10_000,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    count=st.integers(0, 24),
+    raw=_FUZZ_RAW,
+    cut_points=st.lists(st.floats(0, 1), max_size=8),
+    logging_steps=st.integers(1, 10),
+    start_step=st.integers(0, 10**6),
+    small_line_cap=st.booleans(),
+)
+def test_the_run_pipeline_never_raises_on_fuzzed_output(
+    seed: int,
+    count: int,
+    raw: list[bytes],
+    cut_points: list[float],
+    logging_steps: int,
+    start_step: int,
+    small_line_cap: bool,
+) -> None:
+    """What the supervisor does with a child's output: parse, fold into RunState, record."""
+    import itertools
+    import json
+
+    from vlm_tui.core.run_state import RunState, metric_record, parser_for_run
+    from vlm_tui.headless import progress_line
+
+    data = _fuzz_stream(seed, count, raw)
+    cuts = sorted({int(point * len(data)) for point in cut_points} | {0, len(data)})
+    saved_cap = output_parser.MAX_LINE_CHARS
+    if small_line_cap:
+        # The runaway-line flush, without megabyte lines in every example.
+        output_parser.MAX_LINE_CHARS = 700
+    try:
+        parser = parser_for_run({"logging_steps": logging_steps, "start_step": start_step})
+        events: list[Event] = []
+        for start, end in itertools.pairwise(cuts):
+            events.extend(parser.feed(data[start:end]))
+        events.extend(parser.finish())
+    finally:
+        output_parser.MAX_LINE_CHARS = saved_cap
+    assert_no_parser_error(events)
+    state = RunState()
+    for number, event in enumerate(events):
+        state.apply(event)
+        record = metric_record(event, 1_700_000_000.0 + number)
+        if record is not None:
+            json.dumps(record, allow_nan=False)
+        if isinstance(event, LogLine):
+            assert "\n" not in event.text and "\r" not in event.text
+            assert "\x1b" not in event.text and "\x00" not in event.text
+    json.dumps(state.status_fields(), allow_nan=False, default=str)
+    json.dumps(state.failure_fields(), allow_nan=False)
+    progress_line(state)

@@ -37,10 +37,18 @@ LR_SCHEDULERS = ("cosine", "linear", "constant")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 # One folder name: no separators, no leading dot or dash, nothing a shell or YAML reads specially.
 _FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# Numbers as a person types them: ASCII digits only. int() and float() also read "1_000",
+# Arabic-Indic or full-width digits, which no YAML reader or launcher would.
+_WHOLE = re.compile(r"[+-]?[0-9]{1,30}", re.ASCII)
+_DECIMAL = re.compile(
+    r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][+-]?[0-9]{1,4})?"
+)
 _DATASET_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
 
 
 Validator = Callable[[object], Any]
+# Paths in messages are shown whole unless absurdly long.
+PATH_SHOWN = 400
 
 
 def _text(value: object) -> str:
@@ -61,10 +69,13 @@ def int_in(low: int, high: int) -> Validator:
             raise ValueError(f"must be a whole number from {low} to {high}")
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        try:
-            number = value if isinstance(value, int) else int(_text(value), 10)
-        except ValueError:
-            raise ValueError(f"must be a whole number from {low} to {high}") from None
+        if isinstance(value, int):
+            number = value
+        else:
+            text = str(value).strip()
+            if not _WHOLE.fullmatch(text):
+                raise ValueError(f"must be a whole number from {low} to {high}")
+            number = int(text, 10)
         if not low <= number <= high:
             raise ValueError(f"must be a whole number from {low} to {high}")
         return number
@@ -82,12 +93,19 @@ def float_in(
     def check(value: object) -> float:
         if isinstance(value, bool):
             raise ValueError(allowed)
-        try:
-            number = float(value) if isinstance(value, int | float) else float(_text(value))
-        except ValueError:
-            raise ValueError(allowed) from None
+        if isinstance(value, int | float):
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                raise ValueError(allowed) from None
+        else:
+            text = str(value).strip()
+            if not _DECIMAL.fullmatch(text):
+                raise ValueError(allowed)
+            number = float(text)
         if not math.isfinite(number):
             raise ValueError(allowed)
+        number += 0.0  # -0.0 is written as 0.0
         too_low = number <= low if low_open else number < low
         too_high = number >= high if high_open else number > high
         if too_low or too_high:
@@ -120,7 +138,7 @@ def boolean(value: object) -> bool:
 
 def folder_name(value: object) -> str:
     text = _text(value)
-    if not _FOLDER_NAME.match(text) or text.endswith("."):
+    if not _FOLDER_NAME.fullmatch(text) or text.endswith("."):
         raise ValueError(
             "must be one folder name of 1-100 characters: letters, digits, '.', '_' or '-',"
             " starting with a letter or digit"
@@ -137,15 +155,32 @@ def _looks_like_path(text: str) -> bool:
     )
 
 
+def _local(text: str) -> Path:
+    """The text as a local path, "~" expanded; ValueError when the system cannot look it up."""
+    try:
+        path = Path(text).expanduser()
+        # A name too long for the file system, a folder we may not enter: say so in one line.
+        path.exists()
+    except RuntimeError:  # "~someone" for a user this system does not know
+        raise ValueError(
+            f"{_shown(text, PATH_SHOWN)} names a home folder that does not exist"
+        ) from None
+    except OSError as error:
+        raise ValueError(
+            f"cannot look up {_shown(text, PATH_SHOWN)}: {error.strerror or error}"
+        ) from None
+    return path
+
+
 def model_reference(value: object) -> str:
     """A hub model id, or a local folder that exists (returned absolute)."""
     text = _text(value)
-    local = Path(text).expanduser()
+    local = _local(text)
     if local.is_dir():
         return str(local.resolve())
     if _looks_like_path(text):
-        raise ValueError(f"local model folder {text!r} does not exist")
-    if not _HUB_ID.match(text):
+        raise ValueError(f"local model folder {_shown(text, PATH_SHOWN)} does not exist")
+    if not _HUB_ID.fullmatch(text):
         raise ValueError("must be a hub model id like 'owner/name' or an existing local folder")
     return text
 
@@ -153,7 +188,7 @@ def model_reference(value: object) -> str:
 def dataset_reference(value: object) -> str:
     """A hub dataset id, or a local JSONL/JSON/Parquet/CSV file or folder that exists."""
     text = _text(value)
-    local = Path(text).expanduser()
+    local = _local(text)
     if local.is_file():
         if not local.name.lower().endswith(_DATASET_SUFFIXES):
             raise ValueError(
@@ -163,8 +198,8 @@ def dataset_reference(value: object) -> str:
     if local.is_dir():
         return str(local.resolve())
     if _looks_like_path(text):
-        raise ValueError(f"local dataset {text!r} does not exist")
-    if not _HUB_ID.match(text):
+        raise ValueError(f"local dataset {_shown(text, PATH_SHOWN)} does not exist")
+    if not _HUB_ID.fullmatch(text):
         raise ValueError(
             "must be a hub dataset id like 'owner/name' or an existing local file or folder"
         )
@@ -173,9 +208,9 @@ def dataset_reference(value: object) -> str:
 
 def config_file(value: object) -> str:
     text = _text(value)
-    path = Path(text).expanduser()
+    path = _local(text)
     if not path.is_file():
-        raise ValueError(f"file {text!r} does not exist")
+        raise ValueError(f"file {_shown(text, PATH_SHOWN)} does not exist")
     return str(path.resolve())
 
 
@@ -325,9 +360,10 @@ def validate_field(name: str, value: object) -> Any:
         raise UserError(name, f"{error} (got {_shown(value)})") from None
 
 
-def _shown(value: object) -> str:
+def _shown(value: object, limit: int = 60) -> str:
+    """The value quoted for a message: escapes for control characters, at most `limit` long."""
     text = repr(value) if isinstance(value, str) else repr(str(value))
-    return text if len(text) <= 60 else text[:57] + "...'"
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def settings_from_values(

@@ -18,13 +18,14 @@ Sources, first match wins (the README lists the same order):
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.hostlist import HostlistError, expand_hostlist
+from vlm_tui.core.hostlist import MAX_HOSTS, expand_hostlist
 
 DEFAULT_PORT = 29500
 SAGEMAKER_PORT = 7777  # what SageMaker's own torch_distributed launcher uses
@@ -33,6 +34,15 @@ SINGLE = "single"  # one process on this node
 ONE_NODE = "one_node"  # several processes on this node only
 MULTI_NODE = "multi_node"  # several nodes
 INSIDE_LAUNCHER = "inside_launcher"  # a launcher already started this process: run the trainer
+
+# No job has more processes or nodes than this; a larger number is a typo.
+MAX_PROCESSES = 1 << 20
+# A whole number as a cluster writes it: ASCII digits (re's \d also matches other scripts').
+_WHOLE = re.compile(r"\+?[0-9]{1,19}", re.ASCII)
+# One DNS label; "_" too, which /etc/hosts and container names use.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", re.ASCII)
+_ZONE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
+ADDRESS_ALLOWED = "must be a host name or IP address, e.g. node-1.cluster or 10.0.0.1"
 
 # SLURM step ids of the batch script itself and of the "extern" step: not an srun step.
 _NOT_SRUN_STEPS = {"batch", "extern", "interactive", "4294967294", "4294967291", "4294967292"}
@@ -72,6 +82,39 @@ class Topology:
         return self.mode in (ONE_NODE, MULTI_NODE)
 
 
+def _shown(value: str, limit: int = 80) -> str:
+    """A value quoted for a message: escapes for control characters, at most `limit` long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def host_address(text: str) -> str:
+    """A host name or an IPv4/IPv6 address, as launchers and getaddrinfo read them.
+
+    Nothing a shell, a URL or an option parser reads specially: no spaces, no ports, no
+    scheme, no leading '-', ASCII only (an international name goes in its xn-- form).
+    """
+    address, _, zone = text.partition("%")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        pass
+    else:
+        if not zone or _ZONE.fullmatch(zone):
+            return text
+        raise ValueError(ADDRESS_ALLOWED)
+    name = text[:-1] if text.endswith(".") else text
+    labels = name.split(".")
+    if (
+        len(name) > 253
+        or not all(_HOST_LABEL.fullmatch(label) for label in labels)
+        # All digits at the end is an IP address, and this is not a valid one ("999.1.1.1").
+        or labels[-1].isdigit()
+    ):
+        raise ValueError(ADDRESS_ALLOWED)
+    return text
+
+
 class _Reader:
     """Reads variables, remembering which were used; every bad value is one UserError."""
 
@@ -87,14 +130,24 @@ class _Reader:
             self.evidence.append((name, value))
         return value
 
-    def integer(self, name: str, low: int, high: int | None = None) -> int | None:
+    def integer(self, name: str, low: int, high: int = MAX_PROCESSES) -> int | None:
         value = self.text(name)
         if value is None:
             return None
-        allowed = f"a whole number from {low} to {high}" if high else f"a whole number >= {low}"
-        if not re.fullmatch(r"[+]?\d+", value) or int(value) < low or (high and int(value) > high):
-            raise UserError(name, f"must be {allowed} (got {value!r})")
+        if not _WHOLE.fullmatch(value) or not low <= int(value) <= high:
+            raise UserError(
+                name, f"must be a whole number from {low} to {high} (got {_shown(value)})"
+            )
         return int(value)
+
+    def address(self, name: str) -> str | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            return host_address(value)
+        except ValueError as error:
+            raise UserError(name, f"{error} (got {_shown(value)})") from None
 
     def port(self, name: str) -> int | None:
         return self.integer(name, 1, 65535)
@@ -203,7 +256,7 @@ def _torchrun_worker(reader: _Reader) -> Topology:
         nodes=nodes,
         node_rank=rank // local_world if node_rank is None else node_rank,
         processes_per_node=local_world,
-        master_addr=reader.text("MASTER_ADDR") or "127.0.0.1",
+        master_addr=reader.address("MASTER_ADDR") or "127.0.0.1",
         master_port=reader.port("MASTER_PORT"),
         global_rank=rank,
         local_rank=local_rank,
@@ -247,7 +300,7 @@ def _mpi(
     local_size = reader.integer(local_size_name, 1) or 1
     local_rank = reader.integer(local_rank_name, 0) or 0
     all_local = local_size == size
-    address = reader.text("MASTER_ADDR")
+    address = reader.address("MASTER_ADDR")
     if address is None and not all_local:
         raise UserError(
             "MASTER_ADDR",
@@ -351,10 +404,14 @@ def tasks_per_node(text: str) -> list[int]:
     """SLURM's compact counts: '2(x3),1' is [2, 2, 2, 1]."""
     counts: list[int] = []
     for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)(?:\(x(\d+)\))?\s*", part)
-        if match is None:
+        match = re.fullmatch(r"\s*([0-9]{1,7})(?:\(x([0-9]{1,7})\))?\s*", part, re.ASCII)
+        if match is None or int(match.group(1)) < 1:
             raise ValueError(part)
-        counts += [int(match.group(1))] * int(match.group(2) or 1)
+        repeat = int(match.group(2) or 1)
+        # A typo such as 2(x99999999) must not eat the memory.
+        if len(counts) + repeat > MAX_HOSTS:
+            raise ValueError(part)
+        counts += [int(match.group(1))] * repeat
     return counts
 
 
@@ -449,7 +506,7 @@ def _slurm(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Topolo
 
 def _slurm_master(reader: _Reader) -> tuple[str, str]:
     """MASTER_ADDR when exported, else the first host of the step's (or job's) node list."""
-    address = reader.text("MASTER_ADDR")
+    address = reader.address("MASTER_ADDR")
     if address is not None:
         return address, "MASTER_ADDR"
     for name in ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST"):
@@ -458,21 +515,35 @@ def _slurm_master(reader: _Reader) -> tuple[str, str]:
             continue
         try:
             hosts = expand_hostlist(text)
-        except HostlistError as error:
-            raise UserError(name, f"cannot be read as a SLURM node list: {error}") from None
+        except (ValueError, RecursionError) as error:  # HostlistError, or a 5000-digit range
+            raise UserError(
+                name, f"cannot be read as a SLURM node list: {_shown(str(error), 200)}"
+            ) from None
         if hosts:
-            return hosts[0], name
+            try:
+                return host_address(hosts[0]), name
+            except ValueError:
+                raise UserError(
+                    name,
+                    f"starts with {_shown(hosts[0])}, which is not a host name or IP address;"
+                    " export MASTER_ADDR=<first node's address>",
+                ) from None
     raise UserError("SLURM_JOB_NODELIST", "is not set; export MASTER_ADDR=<first node's address>")
 
 
 def _nodes_spec(reader: _Reader, name: str) -> int:
     """torchrun's --nnodes: N or N:N; an elastic range cannot give a static rendezvous."""
     raw = reader.text(name) or ""
-    low, _, high = raw.partition(":")
-    if not low.isdigit() or (high and high != low) or int(low) < 1:
+    low, sep, high = raw.partition(":")
+    if sep and high != low:
         raise UserError(
             name,
-            f"must be a node count such as 2 (elastic ranges such as {raw!r} are not supported)",
+            f"must be a node count such as 2 (elastic ranges such as {_shown(raw)} are not"
+            " supported)",
+        )
+    if not _WHOLE.fullmatch(low) or not 1 <= int(low) <= MAX_PROCESSES:
+        raise UserError(
+            name, f"must be a node count from 1 to {MAX_PROCESSES}, such as 2 (got {_shown(raw)})"
         )
     return int(low)
 
@@ -489,10 +560,10 @@ def _kubeflow(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Top
         raise UserError("PET_NODE_RANK", "is not set (nor RANK): this pod's index is unknown")
     if node_rank >= nodes:
         raise UserError(node_origin, f"is {node_rank} but PET_NNODES is {nodes}")
-    address = reader.text("PET_MASTER_ADDR")
+    address = reader.address("PET_MASTER_ADDR")
     master_origin = "PET_MASTER_ADDR"
     if address is None:
-        address, master_origin = reader.text("MASTER_ADDR"), "MASTER_ADDR"
+        address, master_origin = reader.address("MASTER_ADDR"), "MASTER_ADDR"
     if address is None and nodes > 1:
         raise UserError("PET_MASTER_ADDR", f"is required for {nodes} nodes (nor MASTER_ADDR)")
     port = reader.port("PET_MASTER_PORT")
@@ -520,15 +591,22 @@ def _kubeflow(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Top
     )
 
 
+def _is_host(value: object) -> bool:
+    try:
+        return isinstance(value, str) and bool(host_address(value))
+    except ValueError:
+        return False
+
+
 def _sagemaker(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Topology:
     raw = reader.text("SM_HOSTS") or ""
     try:
         hosts = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a 5000-digit number, [[[[...
         hosts = None
-    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) for h in hosts):
+    if not isinstance(hosts, list) or not hosts or not all(_is_host(h) for h in hosts):
         raise UserError(
-            "SM_HOSTS", f'must be a JSON list of host names such as ["algo-1"] (got {raw!r})'
+            "SM_HOSTS", f'must be a JSON list of host names such as ["algo-1"] (got {_shown(raw)})'
         )
     current = reader.text("SM_CURRENT_HOST") or ""
     if current not in hosts:
@@ -558,7 +636,7 @@ def _sagemaker(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> To
 
 def _guide(reader: _Reader, gpu_count: int, gpus_per_node: int | None) -> Topology:
     """The guide's variables; WORLD_SIZE counts processes, as its table says."""
-    address = reader.text("MASTER_ADDR")
+    address = reader.address("MASTER_ADDR")
     port = reader.port("MASTER_PORT")
     world = reader.integer("WORLD_SIZE", 1)
     rank = reader.integer("RANK", 0)
