@@ -974,3 +974,12 @@ def test_supervisor_writes_no_cause_for_a_failure_it_does_not_know(tmp_path: Pat
     assert status is not None and status["state"] == "failed" and status["exit_code"] == 3
     assert "cause" not in status and "fix" not in status
     assert not [line for line in summary_lines(paths, RunState(), status) if "cause:" in line]
+
+
+def test_a_training_killed_outright_gets_the_oom_killer_cause(tmp_path: Path) -> None:
+    # What the kernel's OOM killer does to the training: SIGKILL, with nothing printed.
+    paths = supervise(tmp_path / "runs" / "killed", "import os, signal\nos.kill(os.getpid(), 9)\n")
+    status = read_json(paths.status)
+    assert status is not None and status["state"] == "failed" and status["exit_code"] == -9
+    assert status["hint"] == "killed_oom"
+    assert status["cause"] and status["fix"]

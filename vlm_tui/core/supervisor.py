@@ -6,12 +6,21 @@ file, and writes metrics.jsonl and status.json. Front-ends start it in a new ses
 only read the folder, so closing a terminal or killing a UI never touches the run.
 
 Signals: SIGINT asks for a graceful stop (forwarded to the training's group: axolotl saves and
-exits); SIGTERM forces one (SIGTERM to the group, SIGKILL after a grace period).
+exits); SIGTERM forces one (SIGTERM to the group, SIGKILL to the group and every process below
+this one after a grace period). A launcher (accelerate/torchrun) forwards either signal to its
+ranks.
+
+Nothing the training started outlives it. torchrun puts each rank in a session of its own, out
+of reach of a signal to the training's group, and a launcher that dies first leaves its ranks to
+init. So on Linux this process is a child subreaper (such orphans become its children), it keeps
+a list of every process seen below it, and when the training ends it SIGKILLs and reaps whatever
+is left before it records the end: a recorded end means no process of the run is left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -23,14 +32,34 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
 
+import psutil
+
 from vlm_tui.core.environment import verification_lines
 from vlm_tui.core.run_record import RunPaths, iso, read_json, utc_now, write_json_atomic
 from vlm_tui.core.run_state import RunState, metric_record, parser_for_run
 
 POLL_SECONDS = 0.1
+PARSE_NICENESS = 5
 STATUS_EVERY_SECONDS = 1.0
 FORCE_GRACE_SECONDS = 10.0
 READ_CHUNK = 1 << 20
+# How long the end of a run waits for the processes it SIGKILLed to be gone.
+REAP_SECONDS = 5.0
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def become_subreaper() -> bool:
+    """Linux: processes orphaned below this one (a rank whose launcher died) become its children.
+
+    Without it they go to init, out of this process's tree; returns whether it took effect.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 class StatusWriter:
@@ -63,6 +92,9 @@ class Supervisor:
         self.child: subprocess.Popen[bytes] | None = None
         self.stop_requested: str | None = None
         self.force_deadline: float | None = None
+        # Every process seen below this one, by pid (psutil checks the start time, so a reused
+        # pid is never signalled): the clean-up reaches them even once they have left the tree.
+        self.seen: dict[int, psutil.Process] = {}
 
     # Signals arrive on the main thread between polls; they only set flags and forward.
     def _on_graceful(self, signum: int, frame: FrameType | None) -> None:
@@ -80,11 +112,60 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.child.pid, signum)
 
+    def _watch_tree(self) -> list[psutil.Process]:
+        """The live processes below this one, and every one seen before that still runs."""
+        try:
+            below = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            below = []
+        for process in below:
+            self.seen[process.pid] = process
+        running = [process for process in self.seen.values() if process.is_running()]
+        self.seen = {process.pid: process for process in running}
+        return running
+
+    def _signal_tree(self, signum: int) -> list[psutil.Process]:
+        processes = self._watch_tree()
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signum)
+        return processes
+
+    def _reap_orphans(self) -> None:
+        """Orphans handed to this subreaper that have exited; the training itself is Popen's."""
+        try:
+            children = psutil.Process().children()
+        except psutil.Error:
+            return
+        for process in children:
+            if self.child is not None and process.pid == self.child.pid:
+                continue
+            with contextlib.suppress(psutil.Error, ChildProcessError):
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(process.pid, os.WNOHANG)
+
+    def _clean_up(self) -> None:
+        """SIGKILL whatever the training left (its group, every process below this one), reaped.
+
+        A killed rank's own children come to this subreaper only once the rank is gone, so the
+        wait reaps as it goes until nothing is left (at most REAP_SECONDS).
+        """
+        self._signal_group(signal.SIGKILL, after_exit=True)
+        left = self._signal_tree(signal.SIGKILL)
+        deadline = time.monotonic() + REAP_SECONDS
+        while left:
+            self._reap_orphans()
+            left = [process for process in left if process.is_running()]
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._on_graceful)
         signal.signal(signal.SIGTERM, self._on_force)
         # The terminal that started us may go away; that must not end the run.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        become_subreaper()
         self.status.update(state="starting", supervisor_pid=os.getpid())
         with self.paths.log.open("ab") as log_sink:
             log_sink.write(self._verification_text().encode())
@@ -114,6 +195,10 @@ class Supervisor:
             child_pgid=self.child.pid,
             started_at=iso(utc_now()),
         )
+        # Parsing is bookkeeping: under a flood of output it yields the CPU to the training
+        # (started above, so it keeps its own priority) and to the screen watching it.
+        with contextlib.suppress(OSError):
+            os.nice(PARSE_NICENESS)
         with self.paths.log.open("rb") as log_source, self.paths.metrics.open("a") as metrics:
             return self._follow(log_source, metrics)
 
@@ -141,17 +226,21 @@ class Supervisor:
             now = time.monotonic()
             if self.force_deadline is not None and now >= self.force_deadline:
                 self._signal_group(signal.SIGKILL)
+                self._signal_tree(signal.SIGKILL)
                 self.force_deadline = None
             if exit_code is not None and not chunk:
                 break
             if now >= next_status:
                 self.status.update(**self.state.status_fields())
+                self._watch_tree()
+                self._reap_orphans()
                 next_status = now + STATUS_EVERY_SECONDS
             if not chunk:
                 time.sleep(POLL_SECONDS)
         self._consume(self.parser.finish(), metrics)
-        # Workers the training forked (data loaders, ranks) must not outlive it.
-        self._signal_group(signal.SIGKILL, after_exit=True)
+        # Workers the training forked (data loaders, ranks) must not outlive it; they are gone
+        # before the end is recorded, so "stopped" means nothing of the run is left.
+        self._clean_up()
         return self._finish(exit_code)
 
     def _consume(self, events: list[Any], metrics: Any) -> None:
@@ -170,6 +259,9 @@ class Supervisor:
         else:
             state = "stopped" if self.stop_requested else "failed"
             reason = self._failure_reason(exit_code)
+        if state == "failed":
+            # A training killed outright (the OOM killer) prints nothing: its exit code speaks.
+            self.state.failures.feed_exit(exit_code)
         hint = self.state.failure_fields() if state == "failed" else {}
         self.status.update(
             **self.state.status_fields(),
