@@ -1,16 +1,17 @@
 """The monitor under a flood: a producer writes train.log at a fixed rate while the UI follows it.
 
-A synthetic producer, in its own process so it never competes for our GIL, writes a realistic
-mix of training output (axolotl logger lines, torch and Python warnings, metric dicts, tqdm
-redraws with carriage returns, now and then a short traceback) into a hand-made run folder at a
-target rate, paced in 10 ms slices, then marks the run finished. In this process a headless
-Textual app shows the real `MonitorScreen` following that folder, while a probe on the same
-event loop measures:
+A synthetic producer prints a realistic mix of training output (axolotl logger lines, torch
+and Python warnings, metric dicts, tqdm redraws with carriage returns, now and then a short
+traceback) at a target rate, paced in 10 ms slices. It runs as the "training" of a hand-made
+run folder under the real supervisor, which sends its output into train.log and parses it into
+metrics.jsonl and status.json, as in a real run. In this process a headless Textual app shows
+the real `MonitorScreen` following that folder, while a probe on the same event loop measures:
 
 - lines received by the log pane per second, and lines it wrote to the `Log` per second;
 - event-loop stalls: an asyncio task sleeps 5 ms at a time and records how late it wakes;
 - peak RSS (psutil every 100 ms, and the kernel's ru_maxrss);
-- lag: how long after the producer finished the monitor took to reach the end of the log.
+- lag: how long after the producer finished the monitor saw the run's recorded end (the
+  supervisor's parsing included).
 
 By default each rate runs in a fresh child process, so RSS figures of one rate do not include
 what an earlier one left behind.
@@ -33,6 +34,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,7 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psutil
 import textual
@@ -48,17 +50,18 @@ from textual.app import App
 from textual.screen import Screen
 from textual.widgets import Log
 
-from vlm_tui.core.follow import RunFollower
-from vlm_tui.core.run_record import RunPaths, write_json_atomic
+from vlm_tui.core.follow import RecordFollower
+from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
 from vlm_tui.core.telemetry import Telemetry
 from vlm_tui.theme_files import DEFAULT_THEME
-from vlm_tui.tui.app import STYLESHEET
+from vlm_tui.tui.app import STYLESHEET, freeze_startup_objects
 from vlm_tui.tui.monitor_screen import MonitorScreen
 from vlm_tui.tui.themes import register_themes
 from vlm_tui.tui.widgets.log_view import LogView
 from vlm_tui.tui.widgets.loss_chart import LossChart
 
 DEFAULT_RATES = (10_000, 50_000, 200_000)
+DEFAULT_PIPELINES = "stand-in,real"
 DEFAULT_SECONDS = 10.0
 SIZE = (140, 45)
 SECTION_TITLE = "## UI under a flood"
@@ -134,11 +137,14 @@ def _bar(step: int, total: int, elapsed: float) -> str:
     )
 
 
+def _loss_and_rate(step: int, total: int) -> tuple[float, float, float]:
+    noise = (step * 2654435761 % 1000) / 10_000
+    return 2.0 * math.exp(-3.0 * step / total) + 0.3 + noise, 5e-3 * (1.0 - step / total), noise
+
+
 def _metrics(step: int, total: int) -> str:
     """A metric dict as transformers 5 prints it (values as quoted strings)."""
-    noise = (step * 2654435761 % 1000) / 10_000
-    loss = 2.0 * math.exp(-3.0 * step / total) + 0.3 + noise
-    rate = 5e-3 * (1.0 - step / total)
+    loss, rate, noise = _loss_and_rate(step, total)
     return (
         f"{{'loss': '{loss:.4f}', 'grad_norm': '{0.9 + noise:.4f}', "
         f"'learning_rate': '{rate:.4g}', 'epoch': '{3.0 * step / total:.4g}'}}"
@@ -216,55 +222,92 @@ class ProducerReport:
     ended: float  # after the last byte and status.json saying "finished"
 
 
+class StandIn:
+    """Records what a supervisor would, without parsing: the UI alone, not the pipeline.
+
+    Writes a metrics.jsonl record per step and status.json progress once a second, from the
+    numbers the producer prints, and the run's end.
+    """
+
+    def __init__(self, paths: RunPaths) -> None:
+        self.paths = paths
+        self.metrics = paths.metrics.open("a", encoding="utf-8")
+        self.next_status = 0.0
+        self.step = 0
+
+    def steps_done(self, step: int, total: int, elapsed: float) -> None:
+        for done in range(self.step + 1, min(step, total) + 1):
+            loss, rate, _ = _loss_and_rate(done, total)
+            record = {"kind": "train", "step": done, "loss": loss, "learning_rate": rate}
+            self.metrics.write(json.dumps(record) + "\n")
+        self.step = max(self.step, min(step, total))
+        self.metrics.flush()
+        if elapsed >= self.next_status:
+            self._status(total, elapsed, state="running")
+            self.next_status = elapsed + 1.0
+
+    def _status(self, total: int, elapsed: float, **extra: Any) -> None:
+        rate = self.step / elapsed if elapsed > 0 else None
+        progress = {"step": self.step, "total": total, "steps_per_second": rate}
+        write_json_atomic(self.paths.status, {"progress": progress, **extra})
+
+    def ended(self, total: int, elapsed: float) -> None:
+        self.metrics.close()
+        self._status(total, elapsed, state="finished", exit_code=0)
+
+
 def produce(
-    folder: Path,
+    out: BinaryIO,
     rate: int,
     seconds: float,
     lines: int | None,
     lines_per_step: int = LINES_PER_STEP,
+    stand_in: StandIn | None = None,
 ) -> ProducerReport:
-    """Write train.log at `rate` lines/s (0: as fast as possible), then mark the run finished.
+    """Print training output at `rate` lines/s (0: as fast as possible) to `out`, then end.
 
     The line count is rounded down to whole steps, plus the two lines that end the run.
     """
-    paths = RunPaths(folder)
     total_steps = max((lines if lines is not None else int(rate * seconds)) // lines_per_step, 1)
     total_lines = total_steps * lines_per_step + 2
     written = redraws = size = step = 0
     pending: list[str] = []  # lines of the current step not written yet
     started = next_slice = time.monotonic()
-    with paths.log.open("ab", buffering=0) as log:
-        while written < total_lines:
-            elapsed = time.monotonic() - started
-            # Paced: the lines due by now. Unpaced: still in slices, so the log grows steadily.
-            due = int(rate * elapsed) if rate > 0 else written + UNPACED_SLICE_LINES
-            due = min(due, total_lines)
-            parts: list[str] = []
-            while written < due:
-                if not pending:
-                    step += 1
-                    if step <= total_steps:
-                        pending = _step_lines(step, total_steps, elapsed, lines_per_step)
-                        redraws += 2
-                    else:
-                        pending = _final_lines(total_steps, elapsed)
-                        redraws += 1
-                take = min(len(pending), due - written)
-                parts += pending[:take]
-                del pending[:take]
-                written += take
-            if parts:
-                data = "".join(parts).encode()
-                log.write(data)
-                size += len(data)
-            if rate > 0 and written < total_lines:
-                next_slice += SLICE_S
-                pause = next_slice - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
+    while written < total_lines:
+        elapsed = time.monotonic() - started
+        # Paced: the lines due by now. Unpaced: still in slices, so the log grows steadily.
+        due = int(rate * elapsed) if rate > 0 else written + UNPACED_SLICE_LINES
+        due = min(due, total_lines)
+        parts: list[str] = []
+        while written < due:
+            if not pending:
+                step += 1
+                if step <= total_steps:
+                    pending = _step_lines(step, total_steps, elapsed, lines_per_step)
+                    redraws += 2
                 else:
-                    next_slice = time.monotonic()  # behind: catch up, do not burst forever
-    write_json_atomic(paths.status, {"state": "finished", "exit_code": 0})
+                    pending = _final_lines(total_steps, elapsed)
+                    redraws += 1
+            take = min(len(pending), due - written)
+            parts += pending[:take]
+            del pending[:take]
+            written += take
+        if parts:
+            data = "".join(parts).encode()
+            out.write(data)
+            out.flush()
+            size += len(data)
+            if stand_in is not None:
+                stand_in.steps_done(step - 1 if pending else step, total_steps, elapsed)
+        if rate > 0 and written < total_lines:
+            next_slice += SLICE_S
+            pause = next_slice - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                next_slice = time.monotonic()  # behind: catch up, do not burst forever
+    if stand_in is not None:
+        stand_in.ended(total_steps, time.monotonic() - started)
     return ProducerReport(written, redraws, size, started, time.monotonic())
 
 
@@ -301,25 +344,43 @@ class FloodApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.monitor)
+        self.call_after_refresh(freeze_startup_objects)
 
 
-def make_run_folder(root: Path) -> RunPaths:
-    """A run folder as the supervisor leaves it at launch: live, with an empty log."""
+def make_run_folder(root: Path, flood: Flood, report_file: Path) -> RunPaths:
+    """A run folder as `record_run` leaves it, whose "training" is the producer."""
     root.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(root)
+    producer = [sys.executable, "-m", MODULE, "--produce", str(report_file), *flood.flags()]
     write_json_atomic(
         paths.command,
         {
-            "argv": ["axolotl", "train", "config.yml"],
+            "argv": producer,
+            "cwd": str(REPO),
             "logging_steps": 1,
             "start_step": 0,
             "topology": {"world_size": 8},
         },
     )
     paths.config.write_text("micro_batch_size: 2\ngradient_accumulation_steps: 4\n")
-    paths.log.write_bytes(b"")
-    write_json_atomic(paths.status, {"state": "running"})
     return paths
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as stream:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(MB), b""))
+
+
+def start_supervisor(paths: RunPaths) -> subprocess.Popen[bytes]:
+    """The real supervisor, as a launch starts it: it runs the producer and parses its output."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "vlm_tui.core.supervisor", str(paths.root)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=paths.supervisor_log.open("ab"),
+        start_new_session=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -330,6 +391,9 @@ class Flood:
     seconds: float = DEFAULT_SECONDS
     lines: int | None = None
     lines_per_step: int = LINES_PER_STEP
+    # True: the real supervisor runs the producer and parses its output (the whole pipeline).
+    # False: the producer records its own numbers (StandIn): the monitor alone.
+    supervisor: bool = True
 
     def __post_init__(self) -> None:
         if self.rate <= 0 and self.lines is None:
@@ -341,6 +405,7 @@ class Flood:
         """This workload as command-line flags of this module."""
         flags = ["--rates", str(self.rate) if self.rate > 0 else "max"]
         flags += ["--seconds", f"{self.seconds:g}", "--lines-per-step", str(self.lines_per_step)]
+        flags += ["--pipelines", "real" if self.supervisor else "stand-in"]
         return flags + (["--lines", str(self.lines)] if self.lines is not None else [])
 
     def deadline_s(self) -> float:
@@ -487,7 +552,7 @@ _TIMED: tuple[tuple[type[Any], str], ...] = (
     (LossChart, "render"),
     (Screen, "_compositor_refresh"),
     (Screen, "_refresh_layout"),
-    (RunFollower, "poll"),
+    (RecordFollower, "poll"),
 )
 
 
@@ -554,7 +619,10 @@ async def measure_async(
     base = Path(tempfile.mkdtemp(prefix="vlm-tui-flood-")) if scratch is None else scratch
     timings: dict[str, list[tuple[float, float, float]]] = {}
     try:
-        paths = make_run_folder(base / "run")
+        report_file = base / "producer.json"
+        paths = make_run_folder(base / "run", flood, report_file)
+        if not flood.supervisor:
+            paths.log.write_bytes(b"")
         app = FloodApp(paths)
         with timed_calls(timings) if breakdown else contextlib.nullcontext():
             async with app.run_test(size=SIZE) as pilot:
@@ -567,13 +635,17 @@ async def measure_async(
                 baseline = probe.rss()
                 load = os.getloadavg()[0]
                 cpu_before = sum(psutil.Process().cpu_times()[:2])
-                producer = subprocess.Popen(
-                    [sys.executable, "-m", MODULE, "--produce", str(paths.root), *flood.flags()],
-                    cwd=REPO,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
+                if flood.supervisor:
+                    supervisor = start_supervisor(paths)
+                else:
+                    supervisor = subprocess.Popen(
+                        [
+                            *(sys.executable, "-m", MODULE, "--produce", str(report_file)),
+                            *("--record-to", str(paths.root), *flood.flags()),
+                        ],
+                        cwd=REPO,
+                        stdin=subprocess.DEVNULL,
+                    )
                 launched = time.monotonic()
                 deadline = launched + flood.deadline_s()
                 while probe.ended_at is None and time.monotonic() < deadline:
@@ -586,15 +658,19 @@ async def measure_async(
                 probe.stop()
                 await task
                 final = probe.rss()
-                if producer.poll() is None:
-                    producer.kill()
-                out, err = await asyncio.to_thread(producer.communicate)
+                if supervisor.poll() is None:
+                    supervisor.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(supervisor.wait)
                 received, written = log_view.lines_received, log_view.lines_written
                 not_shown = log_view.lines_not_shown
                 loss_points = screen.view.loss_points
-        if producer.returncode != 0:
-            raise RuntimeError(f"the producer failed ({producer.returncode}): {err.strip()}")
-        report = ProducerReport(**json.loads(out.strip().splitlines()[-1]))
+        status = read_json(paths.status) or {}
+        if status.get("exit_code") != 0 or not report_file.exists():
+            problem = paths.supervisor_log.read_text(errors="replace").strip()
+            raise RuntimeError(f"the producer failed: {status.get('reason')} {problem}")
+        report = ProducerReport(**json.loads(report_file.read_text(encoding="utf-8")))
+        # The supervisor's own lines come first (the guide's rank lines of a distributed run).
+        logged_lines = count_lines(paths.log)
     finally:
         if owned:
             shutil.rmtree(base, ignore_errors=True)
@@ -602,7 +678,7 @@ async def measure_async(
     stalls = [late for when, late in probe.ticks if report.started <= when <= end]
     return FloodResult(
         flood=flood,
-        offered_lines=report.lines,
+        offered_lines=logged_lines,
         produce_s=report.ended - report.started,
         received=received,
         written=written,
@@ -647,20 +723,26 @@ def _rate_name(rate: int) -> str:
     return "max" if rate <= 0 else f"{rate:,}"
 
 
+def _pipeline(real: bool) -> str:
+    return "real supervisor" if real else "stand-in"
+
+
 def format_table(results: Sequence[FloodResult]) -> str:
-    """The figures as a Markdown table, one row per rate."""
+    """The figures as a Markdown table, one row per pipeline and rate."""
     header = (
-        "| target lines/s | lines | offered lines/s | received lines/s | written to Log lines/s "
-        "| longest stall ms | p99 stall ms | peak RSS MB | ru_maxrss MB | RSS at end MB "
+        "| pipeline | target lines/s | lines | offered lines/s | received lines/s "
+        "| written to Log lines/s | longest stall ms | p99 stall ms | peak RSS MB "
+        "| ru_maxrss MB | RSS at end MB "
         "| loss points | lag s | kept up | CPU % | load 1 min |"
     )
-    rows = [header, "|" + "---:|" * 12 + ":---:|---:|---:|"]
+    rows = [header, "|---|" + "---:|" * 12 + ":---:|---:|---:|"]
     for one in results:
         lag = "did not catch up" if one.lag_s is None else f"{one.lag_s:.2f}"
         # An unpaced producer outruns any reader: keeping up means nothing there.
         kept_up = "n/a" if one.rate <= 0 else "yes" if one.kept_up else "no"
         rows.append(
-            f"| {_rate_name(one.rate)} | {one.offered_lines:,} | {one.offered_per_s:,.0f} "
+            f"| {_pipeline(one.flood.supervisor)} | {_rate_name(one.rate)} | {one.offered_lines:,} "
+            f"| {one.offered_per_s:,.0f} "
             f"| {one.received_per_s:,.0f} | {one.written_per_s:,.0f} "
             f"| {one.longest_stall_ms:.1f} | {one.p99_stall_ms:.1f} | {one.peak_rss_mb:.0f} "
             f"| {one.ru_maxrss_mb:.0f} | {one.final_rss_mb:.0f} | {one.loss_points:,} | {lag} "
@@ -672,14 +754,15 @@ def format_table(results: Sequence[FloodResult]) -> str:
 def format_breakdown(results: Sequence[FloodResult]) -> str:
     """Per-function timings of the runs that were instrumented, as a Markdown table."""
     rows = [
-        "| target lines/s | function | calls | wall s | CPU s | max ms | p99 ms |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| pipeline | target lines/s | function | calls | wall s | CPU s | max ms | p99 ms |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for one in results:
         for name, times in one.breakdown.items():
             rows.append(
-                f"| {_rate_name(one.rate)} | `{name}` | {times.calls:,} | {times.total_s:.2f} "
-                f"| {times.cpu_s:.2f} | {times.max_ms:.1f} | {times.p99_ms:.1f} |"
+                f"| {_pipeline(one.flood.supervisor)} | {_rate_name(one.rate)} | `{name}` "
+                f"| {times.calls:,} | {times.total_s:.2f} | {times.cpu_s:.2f} "
+                f"| {times.max_ms:.1f} | {times.p99_ms:.1f} |"
             )
     return "\n".join(rows) if len(rows) > 2 else ""
 
@@ -687,13 +770,17 @@ def format_breakdown(results: Sequence[FloodResult]) -> str:
 def target_verdict(results: Sequence[FloodResult]) -> str:
     """The issues' targets these results speak to, met or missed; empty when none."""
     verdicts: list[str] = []
-    at_target = [one for one in results if one.rate == TARGET_RATE]
-    if at_target:
+    for real in (False, True):
+        at_target = [
+            one for one in results if one.rate == TARGET_RATE and one.flood.supervisor == real
+        ]
+        if not at_target:
+            continue
         worst = max(one.longest_stall_ms for one in at_target)
         verdict = "met" if worst <= TARGET_STALL_MS else "missed"
         verdicts.append(
-            f"Target (no stall over {TARGET_STALL_MS:.0f} ms at 50k lines/s): **{verdict}**, "
-            f"longest stall {worst:.1f} ms."
+            f"Target (no stall over {TARGET_STALL_MS:.0f} ms at 50k lines/s), "
+            f"{_pipeline(real)}: **{verdict}**, longest stall {worst:.1f} ms."
         )
     long_runs = [one for one in results if one.offered_lines >= LONG_RUN_LINES]
     if long_runs:
@@ -729,8 +816,13 @@ def machine_lines() -> list[str]:
 
 
 METHOD = (
-    "Method: a producer process writes `train.log` of a hand-made run folder at the target "
-    "rate, in 10 ms slices, then marks the run finished. Per training step it prints one "
+    "Method: a producer process prints training output at the target rate, in 10 ms slices. "
+    "Two pipelines: *real supervisor*, the producer runs as the child of the real supervisor, "
+    "which writes its output to `train.log` and parses it into `metrics.jsonl` and "
+    "`status.json` (3 processes on the machine's cores, as in a real run); *stand-in*, the "
+    "producer writes `train.log` itself and records its own numbers (a metrics record a step, "
+    "status once a second) without parsing: the monitor alone, without a parser competing for "
+    "the cores. Per training step the producer prints one "
     "metric dict over a tqdm bar (carriage-return redraws, no newline until the bar ends), "
     "then axolotl logger lines, torch glog warnings, Python warnings and accelerate lines; "
     f"every {TRACEBACK_EVERY_STEPS} steps a short traceback. Each metric dict is a point on the "
@@ -750,10 +842,18 @@ METHOD = (
 )
 
 
-def command_line(flood: Flood, rates: Sequence[int], *, breakdown: bool = False) -> str:
+def command_line(
+    flood: Flood,
+    rates: Sequence[int],
+    *,
+    breakdown: bool = False,
+    pipelines: Sequence[str] | None = None,
+) -> str:
     """The command that reruns a set of workloads (all alike but for their rate)."""
     listed = ",".join(str(rate) if rate > 0 else "max" for rate in rates)
     parts = ["python -m", MODULE, "--rates", listed]
+    if pipelines is not None:
+        parts += ["--pipelines", ",".join(pipelines)]
     if flood.lines is not None:
         parts += ["--lines", str(flood.lines)]
     else:
@@ -798,8 +898,8 @@ def subsection(
     if detail:
         parts += [
             "",
-            "Time per function (`RunFollower.poll` runs in the worker thread, the rest on the UI "
-            "thread; wall time includes waiting for the GIL, CPU time does not; `_absorb` "
+            "Time per function (`RecordFollower.poll` runs in the worker thread, the rest on the "
+            "UI thread; wall time includes waiting for the GIL, CPU time does not; `_absorb` "
             "includes `add_lines` and the chart's `extend`, `_refresh_layout` includes `render`):",
             "",
             detail,
@@ -912,16 +1012,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="first measure the machine's noise floor for this long (0: skip)",
     )
     # Internal: the producer process, and one workload measured for a parent process.
+    parser.add_argument(
+        "--pipelines",
+        default=DEFAULT_PIPELINES,
+        help="stand-in: the monitor alone (the producer records its own numbers); real: the"
+        " real supervisor runs the producer and parses its output",
+    )
     parser.add_argument("--produce", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--record-to", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     rates = _rates(args.rates)
-    floods = [Flood(rate, args.seconds, args.lines, args.lines_per_step) for rate in rates]
+    pipelines = [part.strip() for part in args.pipelines.split(",") if part.strip()]
+    if not pipelines or set(pipelines) - {"real", "stand-in"}:
+        parser.error("--pipelines: a list of real, stand-in")
+    floods = [
+        Flood(rate, args.seconds, args.lines, args.lines_per_step, pipeline == "real")
+        for pipeline in pipelines
+        for rate in rates
+    ]
 
     if args.produce is not None:
         flood = floods[0]
-        report = produce(args.produce, flood.rate, flood.seconds, flood.lines, flood.lines_per_step)
-        print(json.dumps(asdict(report)), flush=True)
+        if args.record_to is None:
+            report = produce(
+                sys.stdout.buffer, flood.rate, flood.seconds, flood.lines, flood.lines_per_step
+            )
+        else:
+            paths = RunPaths(args.record_to)
+            with paths.log.open("ab", buffering=0) as log:
+                stand_in = StandIn(paths)
+                report = produce(
+                    log, flood.rate, flood.seconds, flood.lines, flood.lines_per_step, stand_in
+                )
+        args.produce.write_text(json.dumps(asdict(report)), encoding="utf-8")
         return 0
     if args.result_file is not None:
         result = measure(floods[0], breakdown=args.breakdown)
@@ -957,7 +1081,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(verdict)
     if args.write_markdown is not None:
-        command = command_line(floods[0], rates, breakdown=args.breakdown)
+        chosen = None if args.pipelines == DEFAULT_PIPELINES else pipelines
+        command = command_line(floods[0], rates, breakdown=args.breakdown, pipelines=chosen)
         write_markdown(args.write_markdown, results, command, floor, args.floor_seconds)
     return 0
 

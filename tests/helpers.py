@@ -37,3 +37,15 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def start_cli(args: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """The real `vlm-tui` command, running: its output (stdout and stderr) in one pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "vlm_tui", *args],
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -31,10 +31,10 @@ def test_a_short_flood_reaches_the_monitor_and_gives_every_figure(tmp_path: Path
     assert result.peak_rss_mb > 0 and result.ru_maxrss_mb > 0
     assert result.loss_points > 0
     assert result.breakdown["MonitorScreen._absorb"].calls > 0
-    assert result.breakdown["RunFollower.poll"].calls > 0
+    assert result.breakdown["RecordFollower.poll"].calls > 0
     table = format_table([result]).splitlines()
     assert len(table) == 3
-    assert table[2].startswith("| 5,000 | ")
+    assert table[2].startswith("| real supervisor | 5,000 | ")
     # The workload survives the trip through JSON that isolated runs take.
     assert FloodResult.from_json(result.to_json()) == result
 

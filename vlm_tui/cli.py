@@ -36,7 +36,8 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=prog,
         description="Launch and monitor vision-language model fine-tuning with Axolotl."
-        " `vlm-tui doctor` runs the pre-flight checks alone.",
+        " Also: `vlm-tui doctor` (the pre-flight checks alone), `vlm-tui runs` (every run here),"
+        " `vlm-tui attach [RUN]` (watch a run again), `vlm-tui stop [RUN]`.",
         allow_abbrev=False,
     )
     mode = parser.add_argument_group("what to run")
@@ -52,6 +53,16 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
     mode.add_argument(*_spellings("config"), metavar="FILE", help="start from an axolotl YAML")
     mode.add_argument(
         "--overwrite", action="store_true", help="allow an output folder that already holds files"
+    )
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the newest checkpoint in the output folder (the step count too)",
+    )
+    mode.add_argument(
+        "--detach",
+        action="store_true",
+        help="with --no-ui: Ctrl+C leaves the run going instead of stopping it",
     )
     mode.add_argument(
         *_spellings("skip_check"), action="store_true", help="skip axolotl's schema check"
@@ -84,18 +95,53 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
     return parser
 
 
+def build_run_parser(command: str) -> argparse.ArgumentParser:
+    """`vlm-tui attach|runs|stop`: commands about runs that already exist."""
+    parser = OneLineParser(prog=f"vlm-tui {command}", allow_abbrev=False, description=RUN_HELP)
+    if command != "runs":
+        parser.add_argument(
+            "run",
+            nargs="?",
+            metavar="RUN",
+            help="a run folder, its name, or a unique part of it (default: the newest live run)",
+        )
+    if command == "attach":
+        parser.add_argument(
+            *_spellings("no_ui"), action="store_true", help="follow in the terminal"
+        )
+        parser.add_argument("--theme", metavar="NAME", help="TUI colours")
+    if command == "stop":
+        parser.add_argument("--force", action="store_true", help="SIGTERM, then SIGKILL")
+    return parser
+
+
+RUN_HELP = "Runs are the folders under runs/ in the current directory."
+RUN_COMMANDS = ("attach", "runs", "stop")
+# Errors about these are named as flags even though they are not form fields.
+OWN_FLAGS = ("config", "theme", "dry_run", "resume", "detach")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    doctor = args[:1] == ["doctor"]
-    if doctor:
+    command = args[0] if args[:1] and args[0] in ("doctor", *RUN_COMMANDS) else None
+    if command is not None:
         args = args[1:]
-    options = build_parser("vlm-tui doctor" if doctor else "vlm-tui").parse_args(args)
+    if command in RUN_COMMANDS:
+        options = build_run_parser(command).parse_args(args)
+    else:
+        options = build_parser(f"vlm-tui {command}" if command else "vlm-tui").parse_args(args)
     try:
-        return _doctor(options) if doctor else _run(options)
+        if command == "doctor":
+            return _doctor(options)
+        if command in RUN_COMMANDS:
+            return _run_command(command, options)
+        return _run(options)
     except UserError as error:
         # Our own settings are named as flags; axolotl's keys as they appear in the YAML.
-        known = error.field in FIELDS_BY_NAME or error.field in ("config", "theme", "dry_run")
+        known = error.field in FIELDS_BY_NAME or error.field in OWN_FLAGS
         flag = _spellings(error.field)[0] if known else error.field
+        if error.field == "run":
+            flag = "RUN"
         print(f"vlm-tui: error: {flag}: {error.message}", file=sys.stderr)
         return USAGE_ERROR
     except SetupError as error:
@@ -116,6 +162,28 @@ def _doctor(options: argparse.Namespace) -> int:
     return headless.run_doctor(settings, os.environ, Path.cwd())
 
 
+def _run_command(command: str, options: argparse.Namespace) -> int:
+    from vlm_tui import headless
+    from vlm_tui.core.run_index import find_run, run_folders, summarise, table_lines
+    from vlm_tui.core.run_record import RUNS_FOLDER
+
+    runs_root = Path.cwd() / RUNS_FOLDER
+    if command == "runs":
+        summaries = [summarise(paths) for paths in run_folders(runs_root)]
+        if not summaries:
+            print(f"no runs under {runs_root}")
+            return 0
+        for line in table_lines(summaries):
+            print(line)
+        return 0
+    paths = find_run(runs_root, options.run)
+    if command == "stop":
+        return headless.stop(paths, force=options.force)
+    if options.no_ui:
+        return headless.attach(paths)
+    return _tui(options, None, attach_to=paths)
+
+
 def _run(options: argparse.Namespace) -> int:
     from vlm_tui.core.axolotl_config import load_axolotl_yaml
     from vlm_tui.core.launch import LaunchRequest
@@ -130,8 +198,16 @@ def _run(options: argparse.Namespace) -> int:
         except ValueError as error:
             raise UserError("config", str(error)) from None
         loaded = load_axolotl_yaml(Path(path))
+    if options.resume and options.overwrite:
+        raise UserError("resume", "cannot be combined with --overwrite: pick one")
+    if options.detach and not options.no_ui:
+        raise UserError("detach", "only applies with --no-ui; the TUI never stops a run on exit")
     request = LaunchRequest(
-        settings=settings, loaded_config=loaded, demo=options.demo, overwrite=options.overwrite
+        settings=settings,
+        loaded_config=loaded,
+        demo=options.demo,
+        overwrite=options.overwrite,
+        resume=options.resume,
     )
     if not options.no_ui:
         return _tui(options, request)
@@ -143,14 +219,18 @@ def _run(options: argparse.Namespace) -> int:
         Path.cwd(),
         dry_run=options.dry_run,
         skip_check=options.skip_check,
+        detach=options.detach,
     )
 
 
-def _tui(options: argparse.Namespace, request: Any) -> int:
-    """The interactive front-end, prefilled from the flags; textual is imported only here."""
+def _tui(options: argparse.Namespace, request: Any, attach_to: Any = None) -> int:
+    """The interactive front-end, prefilled from the flags, or watching the run `attach_to`.
+
+    textual is imported only here.
+    """
     from vlm_tui.theme_files import ThemeFileError, choose_theme, load_theme_specs
 
-    if options.dry_run:
+    if getattr(options, "dry_run", False):
         raise UserError("dry_run", "only applies with --no-ui; the TUI previews the command")
     try:
         names = [spec.name for spec in load_theme_specs()]
@@ -166,12 +246,17 @@ def _tui(options: argparse.Namespace, request: Any) -> int:
     from vlm_tui.tui.setup_values import start_for
 
     workdir = Path.cwd()
+    if request is None:
+        from vlm_tui.core.launch import LaunchRequest
+
+        request = LaunchRequest(settings=settings_from_values({}, require_data=False))
     app = VlmTuiApp(
         start_for(request, os.environ, workdir),
         os.environ,
         workdir,
         theme=theme,
-        skip_check=options.skip_check,
+        skip_check=getattr(options, "skip_check", False),
+        attach_to=attach_to,
     )
     code = app.run()
     return code if isinstance(code, int) else 0

@@ -8,7 +8,6 @@ second, a summary, and exits with the training's own exit code.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -22,12 +21,14 @@ from vlm_tui.core.environment import command_line, detect, topology_lines
 from vlm_tui.core.follow import RunFollower
 from vlm_tui.core.hardware import probe_hardware
 from vlm_tui.core.output_parser import LogLine
-from vlm_tui.core.run_record import RunPaths
+from vlm_tui.core.run_record import RunPaths, read_json
 from vlm_tui.core.run_state import RunState, clock
 from vlm_tui.core.settings import Settings
+from vlm_tui.core.supervisor_handle import RecordedSupervisor, Supervisor
 from vlm_tui.core.topology import resolve_topology
 
 POLL_SECONDS = 0.1
+INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl+C
 PROGRESS_EVERY_SECONDS = 1.0
 PREFIX = "[vlm-tui]"
 
@@ -92,7 +93,7 @@ def exit_code_of(status: Mapping[str, object]) -> int:
 class Stopper:
     """Ctrl+C asks the run to stop gracefully; a second Ctrl+C forces it."""
 
-    def __init__(self, supervisor: subprocess.Popen[bytes], out: TextIO) -> None:
+    def __init__(self, supervisor: Supervisor, out: TextIO) -> None:
         self.supervisor = supervisor
         self.out = out
         self.requests = 0
@@ -106,9 +107,22 @@ class Stopper:
         print(f"{PREFIX} stopping {how}", file=self.out, flush=True)
 
 
+def detach_lines(paths: RunPaths) -> list[str]:
+    return [
+        f"{PREFIX} detached: the run goes on in the background",
+        f"{PREFIX} follow it again with: vlm-tui attach {paths.run_id}",
+        f"{PREFIX} stop it with: vlm-tui stop {paths.run_id}",
+    ]
+
+
 def follow(
-    paths: RunPaths, supervisor: subprocess.Popen[bytes], out: TextIO
-) -> tuple[RunState, dict[str, object]]:
+    paths: RunPaths,
+    supervisor: Supervisor,
+    out: TextIO,
+    *,
+    detach_on_interrupt: bool = False,
+) -> tuple[RunState, dict[str, object], bool]:
+    """Print the run's output until it ends; Ctrl+C stops it, or detaches (True is returned)."""
     follower = RunFollower(paths)
     stopper = Stopper(supervisor, out)
     next_progress = time.monotonic() + PROGRESS_EVERY_SECONDS
@@ -137,17 +151,21 @@ def follow(
                         break
                 time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
+            if detach_on_interrupt:
+                follower.close()
+                return follower.state, follower.status, True
             stopper.request()
-    return follower.state, follower.status
+    return follower.state, follower.status, False
 
 
 DOCTOR_WAIT_SECONDS = 10
 
 
 def run_doctor(
-    settings: Settings, environ: Mapping[str, str], workdir: Path, out: TextIO = sys.stdout
+    settings: Settings, environ: Mapping[str, str], workdir: Path, out: TextIO | None = None
 ) -> int:
     """`vlm-tui doctor`: this node's topology and every pre-flight check; 1 if any fails."""
+    out = out or sys.stdout  # looked up per call: tests and callers swap stdout
     hardware = probe_hardware(environ)
     topology = resolve_topology(environ, hardware.gpu_count, settings.gpus_per_node)
     for line in topology_lines(topology, detect(environ), topology.master_port):
@@ -179,9 +197,11 @@ def run(
     *,
     dry_run: bool = False,
     skip_check: bool = False,
-    out: TextIO = sys.stdout,
+    detach: bool = False,
+    out: TextIO | None = None,
 ) -> int:
     """The whole headless job; UserError and SetupError propagate to the CLI as one line."""
+    out = out or sys.stdout
     plan = launch.plan_run(request, environ, workdir)
     if plan.hardware.note:
         print(f"{PREFIX} {plan.hardware.note}", file=out)
@@ -203,8 +223,46 @@ def run(
         print(f"{PREFIX} dry run: config written to {paths.config}; nothing launched", file=out)
         return 0
     supervisor = launch.start_supervisor(paths, launch_plan)
-    state, status = follow(paths, supervisor, out)
-    for line in summary_lines(paths, state, status):
+    if detach:
+        print(
+            f"{PREFIX} Ctrl+C leaves the run going; vlm-tui stop {paths.run_id} stops it", file=out
+        )
+    return _follow_to_end(paths, supervisor, out, detach_on_interrupt=detach)
+
+
+def _follow_to_end(
+    paths: RunPaths, supervisor: Supervisor, out: TextIO, *, detach_on_interrupt: bool
+) -> int:
+    state, status, detached = follow(
+        paths, supervisor, out, detach_on_interrupt=detach_on_interrupt
+    )
+    lines = detach_lines(paths) if detached else summary_lines(paths, state, status)
+    for line in lines:
         print(line, file=out)
     out.flush()
-    return exit_code_of(status)
+    return INTERRUPTED if detached else exit_code_of(status)
+
+
+def attach(paths: RunPaths, out: TextIO | None = None) -> int:
+    """`vlm-tui attach --no-ui`: a run's whole output from its start, then live to its end.
+
+    The run is not ours to stop from here: Ctrl+C detaches (`vlm-tui stop` stops it).
+    """
+    out = out or sys.stdout
+    print(f"{PREFIX} attached to {paths.root}", file=out, flush=True)
+    return _follow_to_end(paths, RecordedSupervisor(paths), out, detach_on_interrupt=True)
+
+
+def stop(paths: RunPaths, *, force: bool, out: TextIO | None = None) -> int:
+    """`vlm-tui stop RUN`: ask a run's supervisor to stop it (SIGINT), or force it (SIGTERM)."""
+    out = out or sys.stdout
+    supervisor = RecordedSupervisor(paths)
+    status = read_json(paths.status) or {}
+    if supervisor.poll() is not None:
+        state = status.get("state", "unknown")
+        print(f"{PREFIX} {paths.run_id} is not running ({state}); nothing to stop", file=out)
+        return 1
+    supervisor.send_signal(signal.SIGTERM if force else signal.SIGINT)
+    how = "by force (SIGTERM, then SIGKILL)" if force else "gracefully (the training saves)"
+    print(f"{PREFIX} stopping {paths.run_id} {how}", file=out)
+    return 0

@@ -11,6 +11,7 @@ from textual.widgets import Input, Log
 
 from vlm_tui.tui.widgets.log_view import (
     FILTER_PLACEHOLDER,
+    FLUSH_MAX_LINES,
     SHOWN_LINES,
     LogView,
     sanitise_line,
@@ -67,19 +68,26 @@ def test_a_flood_stays_bounded_and_is_counted() -> None:
     run(scenario)
 
 
-def test_one_oversized_flush_writes_the_tail_after_a_notice() -> None:
+def test_one_oversized_flush_writes_its_tail_after_a_notice() -> None:
     async def scenario(view: LogView, log: Log, pilot: Pilot[None]) -> None:
         view.add_lines([f"line {number}" for number in range(12_345)])
         view.flush_now()
         await pilot.pause()
-        assert log.line_count == SHOWN_LINES
-        assert log.lines[0] == f"… {12_345 - SHOWN_LINES + 1:,} lines not shown here " + (
-            "(all are in train.log)"
-        )
-        assert log.lines[1] == f"line {12_345 - SHOWN_LINES + 1}"
+        # One flush writes at most FLUSH_MAX_LINES, the notice included.
+        assert log.line_count == FLUSH_MAX_LINES
+        skipped = 12_345 - FLUSH_MAX_LINES + 1
+        assert log.lines[0] == f"… {skipped:,} lines not shown here (all are in train.log)"
+        assert log.lines[1] == f"line {skipped}"
         assert log.lines[-1] == "line 12344"
-        assert view.lines_written == SHOWN_LINES - 1
-        assert view.lines_not_shown == 12_345 - SHOWN_LINES + 1
+        assert view.lines_written == FLUSH_MAX_LINES - 1
+        assert view.lines_not_shown == skipped
+        # Later flushes add up to the pane's capacity, the oldest lines scrolling off.
+        for batch in range(4):
+            view.add_lines([f"more {batch} {number}" for number in range(FLUSH_MAX_LINES - 1)])
+            view.flush_now()
+        await pilot.pause()
+        assert log.line_count == SHOWN_LINES
+        assert log.lines[-1] == f"more 3 {FLUSH_MAX_LINES - 2}"
 
     run(scenario)
 

@@ -10,6 +10,7 @@ import pytest
 from textual.widgets import ProgressBar, Static
 
 from tests.helpers import clean_environ
+from tests.recorded_runs import record_output
 from tests.tui.test_setup_screen import SIZE, make_app, wait_for
 from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
 from vlm_tui.tui.monitor_screen import MonitorScreen, RunView
@@ -37,8 +38,8 @@ def recorded_run(root: Path, steps: int = 20, state: str = "finished") -> RunPat
             f" 10.00it/s]"
         )
     lines.append("[2026-11-24 10:00:09,000] [INFO] [axolotl.train] Training completed!")
-    paths.log.write_text("\n".join(lines) + "\n")
-    write_json_atomic(paths.status, {"state": state, "exit_code": 0 if state == "finished" else 1})
+    code = 0 if state == "finished" else 1
+    record_output(paths, "\n".join(lines) + "\n", {"state": state, "exit_code": code})
     return paths
 
 
@@ -85,16 +86,44 @@ def test_following_a_recorded_run_fills_the_chart_progress_and_state(tmp_path: P
     asyncio.run(scenario())
 
 
+# Passed to the training, never shown or written by vlm-tui (names known, or containing KEY,
+# TOKEN, SECRET or PASSWORD).
+SECRETS = {
+    "HF_TOKEN": "hf_SeCrEt0aaaaaaaaaaaaaaaaaaaaaa1",
+    "HUGGING_FACE_HUB_TOKEN": "hfhub-SeCrEt0bbbbbbbbbbbbbbbbbb2",
+    "WANDB_API_KEY": "wandb-SeCrEt0ccccccccccccccccccc3",
+    "AWS_SECRET_ACCESS_KEY": "aws-SeCrEt0dddddddddddddddddddd4",
+    "MY_DB_PASSWORD": "pw-SeCrEt0eeeeeeeeeeeeeeeeeeeeee5",
+}
+
+
+def _secrets_in(text: str) -> list[str]:
+    return [name for name, value in SECRETS.items() if value in text]
+
+
 @pytest.mark.e2e
 def test_launching_the_demo_from_the_form_trains_and_finishes(
     demo_cache: Path, tmp_path: Path
 ) -> None:
-    environ = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
+    environ = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache), **SECRETS})
     app = make_app(tmp_path, environ)
 
     async def scenario() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+            setup = app.screen
+            assert isinstance(setup, SetupScreen)
+            await wait_for(lambda: setup.last_preview is not None, pilot)
+            assert setup.last_preview is not None
+            shown = " ".join(
+                [
+                    app.export_screenshot(),
+                    setup.last_preview.command,
+                    setup.last_preview.yaml_text,
+                    "\n".join(setup.last_preview.environment),
+                ]
+            )
+            assert _secrets_in(shown) == []
             await pilot.press("f5")
             await wait_for(lambda: isinstance(app.screen, MonitorScreen), pilot)
             screen = app.screen
@@ -120,6 +149,15 @@ def test_launching_the_demo_from_the_form_trains_and_finishes(
             assert log.lines_received > 50
             status = read_json(screen.paths.status)
             assert status is not None and status["state"] == "finished"
+            # No secret on screen, in the log pane's whole history, or in the run folder.
+            assert _secrets_in(app.export_screenshot()) == []
+            assert _secrets_in("\n".join(log.history())) == []
+            for path in screen.paths.root.rglob("*"):
+                if path.is_file():
+                    assert _secrets_in(path.read_text(errors="replace")) == [], path
+            # They were in the launch environment: recorded by name, redacted.
+            recorded = (read_json(screen.paths.command) or {})["env"]
+            assert all(recorded[name] == "<redacted>" for name in SECRETS)
             # Quitting after the run needs no confirmation and exits 0.
             await pilot.press("ctrl+q")
 
@@ -164,3 +202,36 @@ def test_checkpoint_now_and_a_graceful_stop_from_the_keys(demo_cache: Path, tmp_
             assert (output / "adapter_model.safetensors").exists()
 
     asyncio.run(scenario())
+
+
+def test_resume_is_refused_with_a_reason_and_launches_nothing(tmp_path: Path) -> None:
+    finished = recorded_run(tmp_path / "runs" / "finished")
+    stopped = recorded_run(tmp_path / "runs" / "stopped", state="stopped")
+    output = tmp_path / "outputs" / "empty"
+    output.mkdir(parents=True)
+    stopped.config.write_text(f"output_dir: {output}\nmicro_batch_size: 4\n")
+    environ = clean_environ()
+    app = make_app(tmp_path, environ)
+    notes: list[str] = []
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+            for paths in (finished, stopped):
+                screen = MonitorScreen(None, environ, tmp_path, run_folder=paths)
+                await app.push_screen(screen)
+                await wait_for(lambda screen=screen: screen.view.ended, pilot)
+                await pilot.press("r")
+                await wait_for(lambda: len(app._notifications) > len(notes), pilot)
+                notes.extend(str(note.message) for note in list(app._notifications)[len(notes) :])
+                assert app.screen is screen
+                app.pop_screen()
+                await pilot.pause()
+
+    asyncio.run(scenario())
+    assert notes[0] == "only a stopped or failed run can be resumed"
+    assert notes[1] == (
+        f"cannot resume: {output} holds no complete checkpoint-N folder to go on from;"
+        " run without --resume"
+    )
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == ["finished", "stopped"]

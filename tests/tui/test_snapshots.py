@@ -23,6 +23,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from tests.recorded_runs import record_output
 from vlm_tui.core import command, launch
 from vlm_tui.core.hardware import Hardware
 from vlm_tui.core.run_record import RunPaths
@@ -238,28 +239,21 @@ def write_finished_run(parent: Path) -> RunPaths:
         ),
         encoding="utf-8",
     )
-    paths.log.write_text(train_log(), encoding="utf-8")
-    paths.status.write_text(
-        json.dumps(
-            {
-                "run_id": RUN_NAME,
-                "state": "finished",
-                "created_at": "2026-03-01T12:00:00.000Z",
-                "started_at": "2026-03-01T12:00:00.100Z",
-                "ended_at": "2026-03-01T12:00:21.000Z",
-                "output_dir": OUTPUT_DIR,
-                "config": config,
-                "exit_code": 0,
-                "steps": STEPS,
-                "first_loss": 6.8,
-                "model_saved_to": OUTPUT_DIR,
-                "last_error": None,
-                "stop_requested": None,
-                "reason": None,
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
+    record_output(
+        paths,
+        train_log(),
+        {
+            "run_id": RUN_NAME,
+            "state": "finished",
+            "created_at": "2026-03-01T12:00:00.000Z",
+            "started_at": "2026-03-01T12:00:00.100Z",
+            "ended_at": "2026-03-01T12:00:21.000Z",
+            "output_dir": OUTPUT_DIR,
+            "config": config,
+            "exit_code": 0,
+            "stop_requested": None,
+            "reason": None,
+        },
     )
     return paths
 

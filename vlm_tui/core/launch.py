@@ -18,9 +18,11 @@ from vlm_tui.core import demo
 from vlm_tui.core.axolotl_config import (
     build_axolotl_config,
     dump_axolotl_yaml,
+    load_axolotl_yaml,
     merge_into_loaded,
     output_dir_for,
 )
+from vlm_tui.core.checkpoints import newest_checkpoint
 from vlm_tui.core.command import (
     LaunchPlan,
     accelerate_config_text,
@@ -44,7 +46,7 @@ from vlm_tui.core.run_record import (
 )
 from vlm_tui.core.schema_check import check_with_axolotl
 from vlm_tui.core.secrets import redact_environment
-from vlm_tui.core.settings import Settings, check_consistency
+from vlm_tui.core.settings import Settings, check_consistency, settings_from_values
 from vlm_tui.core.topology import INSIDE_LAUNCHER, Topology, resolve_topology
 
 # Ships with vlm-tui; imported only inside the training processes.
@@ -63,6 +65,8 @@ class LaunchRequest:
     loaded_config: dict[str, Any] | None = None
     demo: bool = False
     overwrite: bool = False
+    # Go on from the newest checkpoint-N in the output folder, the step count with it.
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,15 +81,23 @@ class RunPlan:
     output_dir: Path
     offline: bool
     demo_assets: demo.DemoAssets | None
+    # The step the training goes on from (a resume's checkpoint step), for numbering its logs.
+    start_step: int = 0
 
 
-def demo_settings(settings: Settings, assets: demo.DemoAssets, workdir: Path) -> Settings:
-    """The demo's model, data and training values, under anything the user set explicitly."""
+def demo_settings(
+    settings: Settings, assets: demo.DemoAssets, workdir: Path, *, resume: bool = False
+) -> Settings:
+    """The demo's model, data and training values, under anything the user set explicitly.
+
+    A new demo run gets a fresh output folder; a resumed one goes on in the newest.
+    """
+    output = newest_output_name if resume else first_free_output_name
     values: dict[str, Any] = {
         "base_model": str(assets.model_dir),
         "dataset_name": str(assets.dataset_path),
         "chat_template": demo.DEMO_CHAT_TEMPLATE,
-        "output_model_name": first_free_output_name(DEMO_OUTPUT_NAME, workdir),
+        "output_model_name": output(DEMO_OUTPUT_NAME, workdir),
         **demo.DEMO_TRAINING,
     }
     defaults = {name: value for name, value in values.items() if name not in settings.explicit}
@@ -101,6 +113,17 @@ def first_free_output_name(stem: str, workdir: Path) -> str:
     raise SetupError(f"too many {stem} folders under outputs/")
 
 
+def newest_output_name(stem: str, workdir: Path) -> str:
+    """The last of `stem`, `stem-2`, `stem-3`... that exists (`stem` when none does)."""
+    newest = stem
+    for number in range(2, 10_000):
+        name = f"{stem}-{number}"
+        if not output_dir_for(name, workdir).exists():
+            break
+        newest = name
+    return newest
+
+
 def _holds_results(folder: Path) -> bool:
     try:
         return folder.is_dir() and any(folder.iterdir())
@@ -113,7 +136,7 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
     settings = request.settings
     demo_assets = demo.demo_asset_paths(demo.demo_cache_root(environ)) if request.demo else None
     if demo_assets is not None:
-        settings = demo_settings(settings, demo_assets, workdir)
+        settings = demo_settings(settings, demo_assets, workdir, resume=request.resume)
     if request.loaded_config is None:
         check_consistency(settings)
     hardware = probe_hardware(environ)
@@ -122,6 +145,14 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
         config = build_axolotl_config(settings, hardware, workdir)
     else:
         config = merge_into_loaded(request.loaded_config, settings, hardware, workdir)
+    # vlm-tui reads this one itself (to number steps), so a loaded YAML's value is checked here.
+    logging_steps = config.get("logging_steps", 1)
+    if not isinstance(logging_steps, int) or isinstance(logging_steps, bool):
+        raise UserError(
+            "logging_steps", f"must be a whole number in the config, not {logging_steps!r}"
+        )
+    if not 1 <= logging_steps <= 100_000:
+        raise UserError("logging_steps", "must be a whole number from 1 to 100000")
     output = config.get("output_dir")
     if not isinstance(output, str) or not output.strip():
         raise UserError("output_model_name", "is required: the config names no output_dir")
@@ -130,12 +161,23 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
     if topology.distributed and hardware.gpu_count == 0:
         plugins = [str(p) for p in config.get("plugins") or [] if p != CPU_PLACEMENT_PLUGIN]
         config["plugins"] = [*plugins, CPU_PLACEMENT_PLUGIN]
+    start_step = 0
+    if request.resume:
+        newest = newest_checkpoint(output_dir)
+        if newest is None:
+            raise UserError(
+                "resume",
+                f"{output_dir} holds no complete checkpoint-N folder to go on from;"
+                " run without --resume",
+            )
+        start_step, checkpoint = newest
+        config["resume_from_checkpoint"] = str(checkpoint)
     # Other nodes never write into the output folder, so what is already there is node 0's.
-    if topology.node_rank == 0 and _holds_results(output_dir) and not request.overwrite:
+    elif topology.node_rank == 0 and _holds_results(output_dir) and not request.overwrite:
         raise UserError(
             "output_model_name",
-            f"{output_dir} already holds files from an earlier run; choose another name"
-            " or pass --overwrite",
+            f"{output_dir} already holds files from an earlier run; choose another name,"
+            " pass --resume to go on from its newest checkpoint, or pass --overwrite",
         )
     base = str(config.get("base_model", ""))
     datasets = config.get("datasets") or []
@@ -151,6 +193,16 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
         output_dir=output_dir,
         offline=offline,
         demo_assets=demo_assets,
+        start_step=start_step,
+    )
+
+
+def resume_request(paths: RunPaths) -> LaunchRequest:
+    """Go on with a recorded run: its own config.yml, from its newest checkpoint."""
+    return LaunchRequest(
+        settings=settings_from_values({}, require_data=False),
+        loaded_config=load_axolotl_yaml(paths.config),
+        resume=True,
     )
 
 
@@ -272,7 +324,7 @@ def record_run(
                 "origins": topology.origins,
             },
             "logging_steps": int(plan.config.get("logging_steps") or 1),
-            "start_step": 0,
+            "start_step": plan.start_step,
         },
     )
     write_json_atomic(

@@ -7,6 +7,7 @@ it running rather than stopping it.
 
 from __future__ import annotations
 
+import gc
 import subprocess
 from collections.abc import Iterable, Mapping
 from functools import partial
@@ -19,12 +20,22 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label
 
+from vlm_tui.core.run_record import RunPaths
 from vlm_tui.theme_files import THEMES_DIR
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.setup_values import FormStart
 from vlm_tui.tui.themes import register_themes
 
 STYLESHEET = THEMES_DIR / "app.tcss"
+
+
+def freeze_startup_objects() -> None:
+    """Leave everything built at start-up out of Python's garbage collector passes.
+
+    Tens of thousands of objects (Textual's widgets, styles, caches) live as long as the app;
+    rescanning them in every full collection lengthens the pauses a log flood triggers.
+    """
+    gc.freeze()
 
 
 class ConfirmQuit(ModalScreen[bool]):
@@ -66,12 +77,15 @@ class VlmTuiApp(App[int]):
         *,
         theme: str,
         skip_check: bool = False,
+        attach_to: RunPaths | None = None,
     ) -> None:
+        """`attach_to`: open on the monitor of that existing run (`vlm-tui attach`)."""
         super().__init__()
         self.start = start
         self.environ = dict(environ)
         self.workdir = workdir
         self.skip_check = skip_check
+        self.attach_to = attach_to
         # Every supervisor started from this app, live or not: quitting asks while one is live.
         self.started_runs: list[tuple[Path, subprocess.Popen[bytes]]] = []
         register_themes(self)
@@ -79,6 +93,13 @@ class VlmTuiApp(App[int]):
 
     def on_mount(self) -> None:
         self.push_screen(SetupScreen(self.start, self.environ, self.workdir))
+        self.call_after_refresh(freeze_startup_objects)
+        if self.attach_to is not None:
+            from vlm_tui.tui.monitor_screen import MonitorScreen
+
+            self.push_screen(
+                MonitorScreen(None, self.environ, self.workdir, run_folder=self.attach_to)
+            )
 
     def compose(self) -> ComposeResult:
         return iter(())

@@ -1,14 +1,17 @@
 """The monitor screen: a run's log, loss chart, progress, GPUs, state, and the keys to steer it.
 
 One thread worker does everything slow: the checks before launch, creating the run folder,
-starting the supervisor, then following the run folder (reading and parsing train.log). It hands
-the UI small batches through `call_from_thread`, which waits for the UI to take each one, so
-a flood of output slows the reader, never the screen. The run itself belongs to its supervisor:
+starting the supervisor, then following the run folder. It parses nothing of the training's
+output: the supervisor already did, into metrics.jsonl and status.json, which the worker reads
+along with train.log split into lines. It hands the UI small batches through
+`call_from_thread`, which waits for the UI to take each one, so a flood of output slows the
+reader, never the screen. The run itself belongs to its supervisor:
 leaving this screen or quitting the app leaves it running.
 """
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import time
@@ -31,15 +34,16 @@ from vlm_tui.core.axolotl_config import CHECKPOINT_TRIGGER_FILE
 from vlm_tui.core.command import LaunchPlan
 from vlm_tui.core.environment import command_line, topology_lines
 from vlm_tui.core.errors import SetupError, UserError
-from vlm_tui.core.follow import RunFollower
-from vlm_tui.core.output_parser import LogLine, Progress
+from vlm_tui.core.follow import RecordFollower
+from vlm_tui.core.output_parser import Progress
 from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json
-from vlm_tui.core.run_state import clock
+from vlm_tui.core.run_state import TOKENS_PER_SECOND_KEY, clock
+from vlm_tui.core.supervisor_handle import RecordedSupervisor, Supervisor
 from vlm_tui.core.telemetry import Telemetry
 from vlm_tui.tui.setup_values import error_text
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel
 from vlm_tui.tui.widgets.log_view import LogView
-from vlm_tui.tui.widgets.loss_chart import LossChart
+from vlm_tui.tui.widgets.loss_chart import LossChart, LossHistory, LossSeries
 
 PREFIX = "[vlm-tui]"
 POLL_SECONDS = 0.1
@@ -111,10 +115,96 @@ class HandOver:
     last_loss: float | None
     learning_rate: float | None
     tokens_per_second_per_gpu: float | None
-    new_losses: list[tuple[int, float]]
-    new_learning_rates: list[tuple[int, float]]
+    new_loss_points: int
+    chart: LossSeries | None  # the whole curve to draw, when it is due for a redraw
     status: dict[str, Any]
     ended: bool
+
+
+def _number(value: object) -> float | None:
+    """A metric as metrics.jsonl holds it: a number, or "nan"/"inf"/"-inf" as strings."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if value in ("nan", "inf", "-inf"):
+        return float(str(value))
+    return None
+
+
+def _progress(status: Mapping[str, Any]) -> Progress | None:
+    """The trainer's bar as the supervisor last recorded it in status.json."""
+    recorded = status.get("progress")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("step"), int):
+        return None
+    total = recorded.get("total")
+    return Progress(
+        step=recorded["step"],
+        total=total if isinstance(total, int) else None,
+        steps_per_second=_number(recorded.get("steps_per_second")),
+        elapsed_s=_number(recorded.get("elapsed_s")),
+        remaining_s=_number(recorded.get("remaining_s")),
+        description="",
+    )
+
+
+@dataclass
+class _Figures:
+    """The worker's running figures, from metrics.jsonl records and status.json."""
+
+    last_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second_per_gpu: float | None = None
+    # The curve is smoothed and folded here, in the worker, so the UI thread only draws it.
+    history: LossHistory = field(default_factory=LossHistory)
+    chart_due: float = 0.0
+    chart_behind: bool = False
+
+    def hand_over(
+        self,
+        lines: list[str],
+        records: list[dict[str, Any]],
+        status: dict[str, Any],
+        ended: bool,
+    ) -> HandOver:
+        losses: list[tuple[int, float]] = []
+        rates: list[tuple[int, float]] = []
+        for record in records:
+            step = record.get("step")
+            if record.get("kind") != "train" or not isinstance(step, int):
+                continue
+            loss = _number(record.get("loss"))
+            if loss is not None:
+                self.last_loss = loss
+                losses.append((step, loss))
+            rate = _number(record.get("learning_rate"))
+            if rate is not None:
+                self.learning_rate = rate
+                rates.append((step, rate))
+            tokens = _number(record.get(TOKENS_PER_SECOND_KEY))
+            if tokens is not None and math.isfinite(tokens):
+                self.tokens_per_second_per_gpu = tokens
+        if losses or rates:
+            self.history.extend(losses, rates)
+            self.chart_behind = True
+        # The chart redraws at most twice a second, however fast points arrive.
+        chart = None
+        now = time.monotonic()
+        if self.chart_behind and (now >= self.chart_due or ended):
+            chart = self.history.series()
+            self.chart_behind = False
+            self.chart_due = now + CHART_EVERY_SECONDS
+        return HandOver(
+            lines=lines,
+            progress=_progress(status),
+            last_loss=self.last_loss,
+            learning_rate=self.learning_rate,
+            tokens_per_second_per_gpu=self.tokens_per_second_per_gpu,
+            new_loss_points=len(losses),
+            chart=chart,
+            status=status,
+            ended=ended,
+        )
 
 
 class MonitorScreen(Screen[None]):
@@ -122,6 +212,7 @@ class MonitorScreen(Screen[None]):
         Binding("s", "stop", "Stop (saves)"),
         Binding("K", "force_stop", "Force stop"),
         Binding("c", "checkpoint", "Checkpoint now"),
+        Binding("r", "resume", "Resume"),
         Binding("f", "follow", "Follow log"),
         Binding("slash", "filter", "Filter log"),
         Binding("l", "log_scale", "Log scale"),
@@ -152,12 +243,16 @@ class MonitorScreen(Screen[None]):
         per_step *= int(config.get("gradient_accumulation_steps") or 1) * world
         self.view = RunView(samples_per_step=per_step, world_size=world)
         self.paths: RunPaths | None = run_folder
-        self.supervisor: subprocess.Popen[bytes] | None = None
+        self.supervisor: Supervisor | None = None
+        if run_folder is not None:
+            recorded = read_json(run_folder.status) or {}
+            if recorded.get("state") not in TERMINAL_STATES:
+                # Started elsewhere (another UI, a killed one, --no-ui): still ours to steer.
+                self.supervisor = RecordedSupervisor(run_folder)
         self.refused: str | None = None
         self.telemetry = telemetry
-        self._chart_due = 0.0
-        self._chart_losses: list[tuple[int, float]] = []
-        self._chart_rates: list[tuple[int, float]] = []
+        self._shown_progress = ""
+        self._shown_state = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -194,7 +289,7 @@ class MonitorScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _watch(self) -> None:
         assert self.paths is not None
-        self._follow(self.paths, None)
+        self._follow(self.paths, self.supervisor)
 
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _run(self) -> None:
@@ -221,35 +316,31 @@ class MonitorScreen(Screen[None]):
         self._hand(self._started, paths, launch_plan, supervisor)
         self._follow(paths, supervisor)
 
-    def _follow(self, paths: RunPaths, supervisor: subprocess.Popen[bytes] | None) -> None:
+    def _follow(self, paths: RunPaths, supervisor: Supervisor | None) -> None:
         worker = get_current_worker()
-        follower = RunFollower(paths)
-        state = follower.state
-        sent_losses = sent_rates = 0
+        follower = RecordFollower(paths)
+        figures = _Figures()
+        last_status: dict[str, Any] | None = None
         while not worker.is_cancelled:
-            events = follower.poll(max_bytes=BATCH_BYTES)
-            ended = follower.ended
-            if not ended and not events and supervisor and supervisor.poll() is not None:
-                follower.poll()
-                ended = follower.ended
+            batch = follower.poll(max_bytes=BATCH_BYTES)
+            ended = batch.ended
+            if not ended and batch.empty and supervisor and supervisor.poll() is not None:
+                batch = follower.poll()
+                ended = batch.ended
                 if not ended:
                     follower.status.setdefault("reason", "the run's supervisor died")
                     ended = True
-            hand_over = HandOver(
-                lines=[event.text for event in events if isinstance(event, LogLine)],
-                progress=state.progress,
-                last_loss=state.last_loss,
-                learning_rate=state.learning_rate,
-                tokens_per_second_per_gpu=state.tokens_per_second_per_gpu,
-                new_losses=state.losses[sent_losses:],
-                new_learning_rates=state.learning_rates[sent_rates:],
-                status=dict(follower.status),
-                ended=ended,
-            )
-            sent_losses, sent_rates = len(state.losses), len(state.learning_rates)
+            # An idle run (loading, saving) hands nothing over: the screen stays idle too.
+            if batch.empty and not ended and follower.status == last_status:
+                if figures.chart_behind:
+                    self._hand(self._show_chart, figures.hand_over([], [], last_status, False))
+                time.sleep(POLL_SECONDS)
+                continue
+            last_status = dict(follower.status)
+            hand_over = figures.hand_over(batch.lines, batch.metrics, last_status, ended)
             if not self._hand(self._absorb, hand_over) or ended:
                 break
-            if not events:
+            if batch.empty:
                 time.sleep(POLL_SECONDS)
         follower.close()
 
@@ -287,26 +378,33 @@ class MonitorScreen(Screen[None]):
         view.last_loss = hand_over.last_loss
         view.learning_rate = hand_over.learning_rate
         view.tokens_per_second_per_gpu = hand_over.tokens_per_second_per_gpu
-        view.loss_points += len(hand_over.new_losses)
+        view.loss_points += hand_over.new_loss_points
         view.status = hand_over.status
         view.ended = hand_over.ended
-        # The chart redraws at most twice a second, however fast points arrive.
-        self._chart_losses.extend(hand_over.new_losses)
-        self._chart_rates.extend(hand_over.new_learning_rates)
-        now = time.monotonic()
-        if self._chart_losses and (now >= self._chart_due or hand_over.ended):
-            self.query_one(LossChart).extend(self._chart_losses, self._chart_rates)
-            self._chart_losses, self._chart_rates = [], []
-            self._chart_due = now + CHART_EVERY_SECONDS
+        self._show_chart(hand_over)
         progress = view.progress
         if progress is not None and progress.total:
-            self.query_one(ProgressBar).update(total=progress.total, progress=progress.step)
-        self.query_one("#progress-line", Static).update(view.progress_line())
+            bar = self.query_one(ProgressBar)
+            if (bar.total, bar.progress) != (progress.total, progress.step):
+                bar.update(total=progress.total, progress=progress.step)
+        line = view.progress_line()
+        if line != self._shown_progress:
+            # A fixed-height box: new text repaints it without a layout pass of the screen.
+            self.query_one("#progress-line", Static).update(line, layout=False)
+            self._shown_progress = line
         self._show_state()
+
+    def _show_chart(self, hand_over: HandOver) -> None:
+        if hand_over.chart is not None:
+            self.query_one(LossChart).show(hand_over.chart)
 
     def _show_state(self) -> None:
         widget = self.query_one("#run-state", Static)
-        widget.update("\n".join(self.view.state_lines()))
+        lines = "\n".join(self.view.state_lines())
+        if lines == self._shown_state:
+            return
+        self._shown_state = lines
+        widget.update(lines)
         state = str(self.view.status.get("state", ""))
         for name in ("finished", "failed", "stopped", "refused"):
             widget.set_class(state == name, f"-{name}")
@@ -344,6 +442,36 @@ class MonitorScreen(Screen[None]):
             self.notify(f"cannot request a checkpoint: {error}", severity="error")
             return
         self._add_lines([f"{PREFIX} checkpoint requested: saved after the next step"])
+
+    def action_resume(self) -> None:
+        state = str(self.view.status.get("state", ""))
+        if self.paths is None or not self.view.ended or state not in ("stopped", "failed"):
+            self.notify("only a stopped or failed run can be resumed", severity="warning")
+            return
+        self._plan_resume(self.paths)
+
+    @work(thread=True, exclusive=True, group="resume", exit_on_error=False)
+    def _plan_resume(self, paths: RunPaths) -> None:
+        try:
+            plan = launch.plan_run(launch.resume_request(paths), self.environ, self.workdir)
+        except UserError as error:
+            self._hand(self._resume_refused, error.message)
+            return
+        except SetupError as error:
+            self._hand(self._resume_refused, str(error))
+            return
+        self._hand(self._resume, plan)
+
+    def _resume_refused(self, text: str) -> None:
+        self.notify(f"cannot resume: {text}", severity="error")
+
+    def _resume(self, plan: launch.RunPlan) -> None:
+        self._add_lines([f"{PREFIX} resuming from step {plan.start_step} in a new run"])
+        self.app.switch_screen(
+            MonitorScreen(
+                plan, self.environ, self.workdir, self.skip_check, telemetry=self.telemetry
+            )
+        )
 
     def action_follow(self) -> None:
         log = self.query_one(LogView)

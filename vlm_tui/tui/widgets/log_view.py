@@ -4,7 +4,7 @@ Training can print tens of thousands of lines a second (progress bars, per-rank 
 the pane must never stall the event loop while it does. So `add_lines` only sanitises and
 buffers; a timer hands the buffer to Textual's `Log` in one `write_lines` call every
 `FLUSH_SECONDS` (one call per line stalls the loop for hundreds of milliseconds per 20k lines),
-and a flood larger than the pane can show is cut to its tail with a one-line notice. Memory is
+and a flood larger than a flush may write is cut to its tail with a one-line notice. Memory is
 bounded however much arrives: a fixed-size history (which the filter searches), a `Log` capped
 at `SHOWN_LINES`, and a pending buffer no longer than the history. The complete output is on
 disk, so nothing here has to keep everything.
@@ -28,6 +28,10 @@ from textual.widgets import Input, Log
 SHOWN_LINES = 5_000
 HISTORY_LINES = 50_000
 FLUSH_SECONDS = 0.1
+# Lines written per flush at most (20k lines/s): more than anyone reads, and writing a flood's
+# every line costs the `Log` ~5 ms per 1,000 on the UI thread. The rest are announced as not
+# shown, and stay in the history for the filter and in train.log.
+FLUSH_MAX_LINES = 2_000
 FULL_LOG_NAME = "train.log"
 FILTER_PLACEHOLDER = "filter the log (Esc clears)"
 
@@ -136,6 +140,10 @@ class LogView(Vertical):
         """Lines announced as skipped by notices so far."""
         return self._lines_not_shown
 
+    def history(self) -> list[str]:
+        """The lines kept for the filter, oldest first (sanitised, at most HISTORY_LINES)."""
+        return list(self._history)
+
     @property
     def filter_text(self) -> str:
         """The active filter (lower-cased), or an empty string when unfiltered."""
@@ -183,7 +191,7 @@ class LogView(Vertical):
             lines = [line for line in pending if needle in line.lower()]
         else:
             lines = list(pending)
-        self._write(lines, skipped)
+        self._write(lines, skipped, FLUSH_MAX_LINES)
 
     def open_filter(self) -> None:
         """Show the filter box and focus it."""
@@ -230,9 +238,9 @@ class LogView(Vertical):
             self._write(tail, self._lines_received - len(tail))
         self._log.refresh()
 
-    def _write(self, lines: list[str], skipped: int) -> None:
+    def _write(self, lines: list[str], skipped: int, most: int | None = None) -> None:
         """Hand `lines` to the `Log` in one call, cut to its tail with a notice if too many."""
-        limit = self._shown_lines
+        limit = self._shown_lines if most is None else min(most, self._shown_lines)
         # The notice takes a row of the Log, so with one the tail must leave room for it.
         if len(lines) > limit or (skipped and len(lines) >= limit):
             keep = limit - 1

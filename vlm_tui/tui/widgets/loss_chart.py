@@ -294,6 +294,67 @@ def _format_step(step: float) -> str:
     return str(int(step)) if step == int(step) else f"{step:g}"
 
 
+@dataclass(frozen=True, slots=True)
+class LossSeries:
+    """What the chart draws: raw and smoothed loss, learning rate, and the lowest loss."""
+
+    losses: tuple[Point, ...] = ()
+    smoothed: tuple[Point, ...] = ()
+    learning_rates: tuple[Point, ...] = ()
+    lowest: Point = (0.0, 0.0)
+
+
+class LossHistory:
+    """A run's loss curve, kept small: smoothed as points arrive, folded when long.
+
+    The cost of `extend` is that of the new points: smoothing is carried forward one point at a
+    time, and a series longer than 2 x KEEP_POINTS is folded down to its envelope, so a run of
+    a million steps costs as little to keep as one of a thousand. No Textual here: the monitor's
+    worker thread keeps one and hands the screen finished `LossSeries`.
+    """
+
+    def __init__(self) -> None:
+        self._losses: list[Point] = []
+        self._smoothed: list[Point] = []
+        self._learning_rates: list[Point] = []
+        self._lowest: Point = (0.0, 0.0)
+        self._average = 0.0
+        self._bias = 1.0
+
+    def extend(
+        self,
+        losses: Sequence[tuple[int, float]],
+        learning_rates: Sequence[tuple[int, float]] = (),
+    ) -> None:
+        """Add points logged after the ones already kept (non-finite values are left out)."""
+        weight = SMOOTHING_WEIGHT
+        for step, loss in losses:
+            if not math.isfinite(loss):
+                continue
+            point = (float(step), float(loss))
+            self._losses.append(point)
+            self._average = self._average * weight + (1.0 - weight) * point[1]
+            self._bias *= weight
+            self._smoothed.append((point[0], self._average / (1.0 - self._bias)))
+            if len(self._losses) == 1 or point[1] < self._lowest[1]:
+                self._lowest = point
+        self._learning_rates.extend(
+            (float(step), float(rate)) for step, rate in learning_rates if math.isfinite(rate)
+        )
+        self._losses = _folded(self._losses)
+        self._smoothed = _folded(self._smoothed)
+        self._learning_rates = _folded(self._learning_rates)
+
+    def series(self) -> LossSeries:
+        """A copy to draw from, safe to hand to another thread."""
+        return LossSeries(
+            tuple(self._losses),
+            tuple(self._smoothed),
+            tuple(self._learning_rates),
+            self._lowest,
+        )
+
+
 class LossChart(Widget):
     """Training loss over steps: raw and smoothed loss, with the learning rate behind them."""
 
@@ -337,13 +398,8 @@ class LossChart(Widget):
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self._losses: list[Point] = []
-        self._smoothed: list[Point] = []
-        self._learning_rates: list[Point] = []
-        self._lowest: Point = (0.0, 0.0)  # (step, loss) of the lowest loss so far
-        # The smoothing's running state, so new points never re-smooth the whole history.
-        self._average = 0.0
-        self._bias = 1.0
+        self._history = LossHistory()
+        self._series = LossSeries()
         self._points_drawn = 0
 
     @property
@@ -357,8 +413,7 @@ class LossChart(Widget):
         learning_rates: Sequence[tuple[int, float]] = (),
     ) -> None:
         """Replace the plotted data with `(step, value)` pairs and redraw."""
-        self._losses, self._smoothed, self._learning_rates = [], [], []
-        self._average, self._bias = 0.0, 1.0
+        self._history = LossHistory()
         self.extend(sorted(losses), sorted(learning_rates))
 
     def extend(
@@ -366,29 +421,13 @@ class LossChart(Widget):
         losses: Sequence[tuple[int, float]],
         learning_rates: Sequence[tuple[int, float]] = (),
     ) -> None:
-        """Add points logged after the ones already plotted, and redraw.
+        """Add points logged after the ones already plotted, and redraw."""
+        self._history.extend(losses, learning_rates)
+        self.show(self._history.series())
 
-        The cost is that of the new points: smoothing is carried forward one point at a time,
-        and a series longer than 2 x KEEP_POINTS is folded down to its envelope, so a run of a
-        million steps draws as fast as one of a thousand.
-        """
-        weight = SMOOTHING_WEIGHT
-        for step, loss in losses:
-            if not math.isfinite(loss):
-                continue
-            point = (float(step), float(loss))
-            self._losses.append(point)
-            self._average = self._average * weight + (1.0 - weight) * point[1]
-            self._bias *= weight
-            self._smoothed.append((point[0], self._average / (1.0 - self._bias)))
-            if len(self._losses) == 1 or point[1] < self._lowest[1]:
-                self._lowest = point
-        self._learning_rates.extend(
-            (float(step), float(rate)) for step, rate in learning_rates if math.isfinite(rate)
-        )
-        self._losses = _folded(self._losses)
-        self._smoothed = _folded(self._smoothed)
-        self._learning_rates = _folded(self._learning_rates)
+    def show(self, series: LossSeries) -> None:
+        """Draw `series`, kept elsewhere (the monitor's worker keeps the history off the UI)."""
+        self._series = series
         self.refresh()
 
     def toggle_log_scale(self) -> None:
@@ -408,18 +447,19 @@ class LossChart(Widget):
         raw_style = self._style("loss-chart--raw")
         smooth_style = self._style("loss-chart--smooth")
         lr_style = self._style("loss-chart--lr")
-        last_loss = self._losses[-1][1]
-        best_step, best_loss = self._lowest
+        data = self._series
+        last_loss = data.losses[-1][1]
+        best_step, best_loss = data.lowest
         header = Text(no_wrap=True, overflow="crop")
         header.append("loss", raw_style)
         header.append(f" {format_loss(last_loss)}  ")
         header.append("smoothed", smooth_style)
-        header.append(f" {format_loss(self._smoothed[-1][1])}  ")
+        header.append(f" {format_loss(data.smoothed[-1][1])}  ")
         header.append(f"min {format_loss(best_loss)} @ step {_format_step(best_step)}")
-        if self._learning_rates:
+        if data.learning_rates:
             header.append("  ")
             header.append("lr", lr_style)
-            header.append(f" {self._learning_rates[-1][1]:.2e} (own scale)")
+            header.append(f" {data.learning_rates[-1][1]:.2e} (own scale)")
         if self.log_scale:
             header.append("  [log]")
         return header
@@ -427,15 +467,16 @@ class LossChart(Widget):
     def render(self) -> Text:
         width, height = self.size.width, self.size.height
         self._points_drawn = 0
-        if not self._losses:
+        data = self._series
+        if not data.losses:
             return Text(WAITING_TEXT, no_wrap=True, overflow="crop")
         header = self._header()
         header.truncate(width)
         # The learning rate goes first so the loss curves are drawn over it.
         series = [
-            Series(self._learning_rates, "loss-chart--lr", own_scale=True),
-            Series(self._losses, "loss-chart--raw"),
-            Series(self._smoothed, "loss-chart--smooth"),
+            Series(data.learning_rates, "loss-chart--lr", own_scale=True),
+            Series(data.losses, "loss-chart--raw"),
+            Series(data.smoothed, "loss-chart--smooth"),
         ]
         chart_height = height - 2  # header line above, x-axis line below
         y_range = shared_y_range(series, log_scale=self.log_scale)
