@@ -19,6 +19,7 @@ demo: setup
 	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/vlm-tui --demo; else $(BIN)/vlm-tui --no-ui --demo; fi
 
 bench: setup
+	$(BIN)/python -m bench.startup --write-markdown BENCHMARKS.md
 	$(BIN)/python -m bench.ui_flood --write-markdown BENCHMARKS.md
 
 lint: setup

@@ -18,7 +18,6 @@ from typing import TextIO
 from vlm_tui.core import doctor, launch, start
 from vlm_tui.core.axolotl_config import OUTPUTS_FOLDER, output_dir_for
 from vlm_tui.core.environment import command_line, detect, topology_lines
-from vlm_tui.core.follow import RunFollower
 from vlm_tui.core.hardware import probe_hardware
 from vlm_tui.core.output_parser import LogLine
 from vlm_tui.core.run_record import RunPaths, read_json
@@ -123,6 +122,8 @@ def follow(
     detach_on_interrupt: bool = False,
 ) -> tuple[RunState, dict[str, object], bool]:
     """Print the run's output until it ends; Ctrl+C stops it, or detaches (True is returned)."""
+    from vlm_tui.core.follow import RunFollower  # the parser: not needed by a dry run
+
     follower = RunFollower(paths)
     stopper = Stopper(supervisor, out)
     next_progress = time.monotonic() + PROGRESS_EVERY_SECONDS

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vlm_tui.core.failure_hints import FailureScanner
 from vlm_tui.core.output_parser import (
     CheckpointSaved,
     EvalMetrics,
@@ -24,7 +23,18 @@ from vlm_tui.core.output_parser import (
     TracebackEvent,
 )
 
+if TYPE_CHECKING:
+    from vlm_tui.core.failure_hints import FailureScanner
+
 TOKENS_PER_SECOND_KEY = "tokens/train_per_sec_per_gpu"
+
+
+def _failure_scanner() -> FailureScanner:
+    # Imported on first use: its hundred-odd patterns cost ~30 ms to compile, which a dry run
+    # or `--help` never needs.
+    from vlm_tui.core.failure_hints import FailureScanner
+
+    return FailureScanner()
 
 
 def parser_for_run(command: dict[str, Any]) -> OutputParser:
@@ -93,7 +103,7 @@ class RunState:
     tokens_per_second_per_gpu: float | None = None
     # Known distributed failures seen in the output; shown only if the run fails, since some
     # (a retried connection) also appear in runs that go on to succeed.
-    failures: FailureScanner = field(default_factory=FailureScanner)
+    failures: FailureScanner = field(default_factory=_failure_scanner)
 
     def apply(self, event: Event) -> None:
         if isinstance(event, LogLine):

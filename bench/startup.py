@@ -1,0 +1,214 @@
+"""Start-up: how long vlm-tui takes to answer, against the tools it wraps.
+
+Each command runs `--repeats` times (at least 5), interleaved round by round so that the
+machine's load drifts over all of them alike, in a fresh process with a cold interpreter but a
+warm file cache (one untimed warm-up round first). Timed as wall clock from spawn to exit; the
+TUI's first frame is timed from spawn to the first screen it draws on a pseudo-terminal.
+
+    python -m bench.startup [--repeats 5] [--write-markdown BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.ui_flood import FILE_HEADER, machine_lines, replace_section
+
+SECTION_TITLE = "## Start-up"
+MODULE = "bench.startup"
+BIN = Path(sys.executable).parent
+# The dry run's targets: under 0.3 s, and at least 10x faster than accelerate's help.
+TARGET_DRY_RUN_S = 0.3
+TARGET_RATIO = 10.0
+# What the TUI draws in its first frame: the setup screen's header title.
+FIRST_FRAME_TEXT = b"vlm-tui"
+FRAME_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    command: str
+    seconds: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def _run(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.decode()[-500:]}")
+    return took
+
+
+def first_frame_s(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
+    """Spawn the TUI on a pseudo-terminal; seconds until its first frame shows the title."""
+    master, slave = pty.openpty()
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        while time.perf_counter() - start < FRAME_TIMEOUT_S:
+            ready, _, _ = select.select([master], [], [], 0.01)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+                if FIRST_FRAME_TEXT in seen:
+                    return time.perf_counter() - start
+        raise RuntimeError(f"no first frame within {FRAME_TIMEOUT_S:.0f} s: {seen[-300:]!r}")
+    finally:
+        process.kill()
+        process.wait()
+        os.close(master)
+
+
+def workloads(scratch: Path) -> list[tuple[str, str, Callable[[], float]]]:
+    """(name, command as shown, timed call) for each command measured."""
+    env = {
+        **os.environ,
+        "VLM_TUI_CACHE_DIR": str(scratch / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "AXOLOTL_DO_NOT_TRACK": "1",
+        "TERM": "xterm-256color",
+        "COLUMNS": "140",
+        "LINES": "45",
+    }
+    work = scratch / "work"
+    work.mkdir()
+    vlm = [sys.executable, "-m", "vlm_tui"]
+
+    def timed(argv: list[str]) -> Callable[[], float]:
+        return lambda: _run(argv, work, env)
+
+    found: list[tuple[str, str, Callable[[], float]]] = [
+        ("vlm-tui --help", "vlm-tui --help", timed([*vlm, "--help"])),
+        (
+            "vlm-tui --no-ui --dry-run --demo",
+            "vlm-tui --no-ui --dry-run --demo",
+            timed([*vlm, "--no-ui", "--dry-run", "--demo"]),
+        ),
+        (
+            "TUI first frame",
+            "vlm-tui --demo (until the first frame)",
+            lambda: first_frame_s([*vlm, "--demo"], work, env),
+        ),
+    ]
+    for tool, argv in (
+        ("accelerate launch --help", ["accelerate", "launch", "--help"]),
+        ("axolotl --help", ["axolotl", "--help"]),
+    ):
+        path = BIN / argv[0] if (BIN / argv[0]).exists() else shutil.which(argv[0])
+        if path is not None:
+            found.append((tool, tool, timed([str(path), *argv[1:]])))
+    return found
+
+
+def measure(repeats: int, *, warm_up: bool = True) -> list[Timing]:
+    with tempfile.TemporaryDirectory(prefix="vlm-tui-startup-") as folder:
+        runs = workloads(Path(folder))
+        for _, _, call in runs if warm_up else []:
+            call()  # warm-up: the file cache, not the interpreter
+        seconds: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+        for _ in range(repeats):
+            for name, _, call in runs:
+                seconds[name].append(call())
+        return [Timing(name, shown, seconds[name]) for name, shown, _ in runs]
+
+
+def table(timings: Sequence[Timing]) -> str:
+    rows = ["| command | median s | min s | max s | runs |", "|---|---:|---:|---:|---:|"]
+    for one in timings:
+        rows.append(
+            f"| `{one.command}` | {one.median:.3f} | {min(one.seconds):.3f} "
+            f"| {max(one.seconds):.3f} | {len(one.seconds)} |"
+        )
+    return "\n".join(rows)
+
+
+def verdict(timings: Sequence[Timing]) -> str:
+    by_name = {one.name: one for one in timings}
+    dry = by_name["vlm-tui --no-ui --dry-run --demo"].median
+    parts = [
+        f"Dry run under {TARGET_DRY_RUN_S} s: **{'met' if dry < TARGET_DRY_RUN_S else 'missed'}**"
+        f" ({dry:.3f} s)."
+    ]
+    accelerate = by_name.get("accelerate launch --help")
+    if accelerate is not None:
+        ratio = accelerate.median / dry
+        met = "met" if ratio >= TARGET_RATIO else "missed"
+        parts.append(
+            f"At least {TARGET_RATIO:.0f}x faster than `accelerate launch --help`: **{met}** "
+            f"({ratio:.1f}x, medians measured side by side)."
+        )
+    axolotl = by_name.get("axolotl --help")
+    if axolotl is not None:
+        parts.append(f"`axolotl --help` takes {axolotl.median / dry:.1f}x the dry run.")
+    return " ".join(parts)
+
+
+METHOD = (
+    "Method: each command runs in a fresh process, rounds interleaved (every command once per "
+    "round) after one untimed warm-up round, so the file cache is warm and load drift falls on "
+    "all alike; wall clock from spawn to exit. The TUI's first frame is timed from spawn to the "
+    "first bytes on a pseudo-terminal that contain its title. Ratios are of medians taken in "
+    "the same run."
+)
+
+
+def section(timings: Sequence[Timing], repeats: int) -> str:
+    return "\n".join(
+        [
+            SECTION_TITLE,
+            "",
+            METHOD,
+            "",
+            f"`python -m {MODULE} --repeats {repeats}`. Machine:",
+            "",
+            *machine_lines(),
+            "",
+            table(timings),
+            "",
+            verdict(timings),
+            "",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--write-markdown", type=Path, metavar="FILE")
+    args = parser.parse_args(argv)
+    timings = measure(max(args.repeats, 1))
+    text = section(timings, args.repeats)
+    print(text)
+    if args.write_markdown is not None:
+        path: Path = args.write_markdown
+        document = path.read_text(encoding="utf-8") if path.exists() else FILE_HEADER
+        path.write_text(replace_section(document, text, SECTION_TITLE), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
