@@ -8,6 +8,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
+from vlm_tui.cli import main
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -49,3 +53,33 @@ def start_cli(args: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def refused(
+    args: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """`vlm-tui --no-ui --dry-run ARGS` in `tmp_path`, in this process, refused as a user
+    mistake must be: exit 2, one stderr line (returned), no traceback, no process started,
+    nothing created."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VLM_TUI_CACHE_DIR", str(tmp_path / "cache"))
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a process was started: {args!r}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    code: object
+    try:
+        code = main(["--no-ui", "--dry-run", *args])
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    captured = capsys.readouterr()
+    assert code == 2, captured.out + captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no runs/, no outputs/, no cache
+    return lines[0]

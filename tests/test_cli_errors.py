@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
-from vlm_tui.cli import main
+from tests.helpers import refused, run_cli
 
 BAD_FLAGS = [
     (["--batch_size", "abc"], "--batch_size", "whole number from 1 to 4096"),
@@ -42,19 +41,8 @@ def test_bad_flags_exit_2_with_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("VLM_TUI_CACHE_DIR", str(tmp_path / "cache"))
-    try:
-        code = main(["--no-ui", "--dry-run", *args])
-    except SystemExit as exit_:  # argparse's own refusals
-        code = exit_.code
-    captured = capsys.readouterr()
-    assert code == 2
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert field in lines[0] and allowed in lines[0]
-    assert "Traceback" not in captured.err + captured.out
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no runs/, no outputs/, no cache
+    line = refused(args, tmp_path, monkeypatch, capsys)
+    assert field in line and allowed in line
 
 
 def test_bad_flag_through_the_real_command(tmp_path: Path) -> None:

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import ast
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import clean_environ, run_cli
+from tests.helpers import clean_environ, refused, run_cli
 from tests.test_cli_errors import BAD_FLAGS
-from vlm_tui.cli import main
 from vlm_tui.core.axolotl_config import build_axolotl_config, dump_axolotl_yaml
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.hardware import CPU_ONLY
@@ -295,33 +293,6 @@ def no_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name in DISTRIBUTED_NAMES or name.startswith(DISTRIBUTED_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("VLM_TUI_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def refused(
-    args: list[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> str:
-    """Run the dry run; check exit 2, one stderr line, no traceback, nothing created or run."""
-    monkeypatch.chdir(tmp_path)
-
-    def no_process(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"a process was started: {args!r}")
-
-    monkeypatch.setattr(subprocess, "Popen", no_process)
-    code: object
-    try:
-        code = main(["--no-ui", "--dry-run", *args])
-    except SystemExit as exit_:  # argparse's own refusals
-        code = exit_.code
-    captured = capsys.readouterr()
-    assert code == 2, captured.out + captured.err
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err + captured.out
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no runs/, no outputs/, no cache
-    return lines[0]
 
 
 def _row_id(args: list[str]) -> str:
