@@ -11,7 +11,6 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -20,7 +19,7 @@ from vlm_tui.core.axolotl_config import OUTPUTS_FOLDER, output_dir_for
 from vlm_tui.core.environment import command_line, detect, topology_lines
 from vlm_tui.core.hardware import probe_hardware
 from vlm_tui.core.output_parser import LogLine
-from vlm_tui.core.run_record import RunPaths, read_json
+from vlm_tui.core.run_record import RunPaths, read_json, runtime_s
 from vlm_tui.core.run_state import RunState, clock
 from vlm_tui.core.settings import Settings
 from vlm_tui.core.supervisor_handle import RecordedSupervisor, Supervisor
@@ -49,15 +48,6 @@ def progress_line(state: RunState) -> str | None:
     return "  ".join(parts)
 
 
-def _runtime(status: Mapping[str, object]) -> float | None:
-    try:
-        start = datetime.fromisoformat(str(status["started_at"]).replace("Z", "+00:00"))
-        end = datetime.fromisoformat(str(status["ended_at"]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
-        return None
-    return (end - start).total_seconds()
-
-
 def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]) -> list[str]:
     outcome = str(status.get("state", "unknown"))
     code = status.get("exit_code")
@@ -67,7 +57,9 @@ def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]
         if state.first_loss is not None and state.last_loss is not None
         else ""
     )
-    lines = [f"{PREFIX} {outcome} (exit {code}) in {clock(_runtime(status))}: {steps}{losses}"]
+    lines = [
+        f"{PREFIX} {outcome} (exit {code}) in {clock(runtime_s(dict(status)))}: {steps}{losses}"
+    ]
     if outcome != "finished" and status.get("reason"):
         lines.append(f"{PREFIX} reason: {status['reason']}")
     if outcome == "failed" and status.get("cause"):

@@ -8,20 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json, utc_now
+from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json, runtime_s, utc_now
 from vlm_tui.core.run_state import clock
 from vlm_tui.core.supervisor_handle import supervisor_alive
-
-
-def _moment(value: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -45,12 +37,11 @@ def summarise(paths: RunPaths) -> RunSummary:
     state = str(status.get("state") or "unknown")
     if state in ("starting", "running") and not supervisor_alive(status):
         state = "lost"
-    progress = status.get("progress") if isinstance(status.get("progress"), dict) else {}
-    assert isinstance(progress, dict)
-    started, ended = _moment(status.get("started_at")), _moment(status.get("ended_at"))
-    if started is not None and ended is None and state not in TERMINAL_STATES and state != "lost":
-        ended = utc_now()
-    runtime = (ended - started).total_seconds() if started and ended else None
+    progress = status.get("progress")
+    if not isinstance(progress, dict):
+        progress = {}
+    live = state not in TERMINAL_STATES and state != "lost"
+    runtime = runtime_s(status, utc_now() if live else None)
 
     def number(value: object) -> float | None:
         return float(value) if isinstance(value, int | float) else None
@@ -94,7 +85,7 @@ def find_run(runs_root: Path, query: str | None) -> RunPaths:
         raise UserError("run", "must not be empty; `vlm-tui runs` lists the runs")
     if query is not None:
         as_path = Path(query).expanduser()
-        if (as_path / "status.json").exists() or (as_path / "command.json").exists():
+        if RunPaths(as_path).status.exists() or RunPaths(as_path).command.exists():
             return RunPaths(as_path.resolve())
     folders = run_folders(runs_root)
     if not folders:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +66,20 @@ def utc_now() -> datetime:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def runtime_s(status: Mapping[str, Any], now: datetime | None = None) -> float | None:
+    """Seconds from status.json's start to its end (to `now` for a run not ended yet, when
+    given); None when a time is missing or unreadable."""
+
+    def moment(key: str) -> datetime | None:
+        try:
+            return datetime.fromisoformat(str(status[key]).replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            return None
+
+    started, ended = moment("started_at"), moment("ended_at") or now
+    return (ended - started).total_seconds() if started and ended else None
 
 
 def create_run_folder(runs_root: Path, name: str, moment: datetime) -> RunPaths:
