@@ -1034,17 +1034,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.produce is not None:
         flood = floods[0]
-        if args.record_to is None:
-            report = produce(
-                sys.stdout.buffer, flood.rate, flood.seconds, flood.lines, flood.lines_per_step
-            )
-        else:
-            paths = RunPaths(args.record_to)
-            with paths.log.open("ab", buffering=0) as log:
+        with contextlib.ExitStack() as stack:
+            out: BinaryIO = sys.stdout.buffer  # under the real supervisor: train.log
+            stand_in = None
+            if args.record_to is not None:
+                paths = RunPaths(args.record_to)
+                out = stack.enter_context(paths.log.open("ab", buffering=0))
                 stand_in = StandIn(paths)
-                report = produce(
-                    log, flood.rate, flood.seconds, flood.lines, flood.lines_per_step, stand_in
-                )
+            report = produce(
+                out, flood.rate, flood.seconds, flood.lines, flood.lines_per_step, stand_in
+            )
         args.produce.write_text(json.dumps(asdict(report)), encoding="utf-8")
         return 0
     if args.result_file is not None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.ui_flood import (
     FILE_HEADER,
     SECTION_TITLE,
@@ -20,8 +22,14 @@ from bench.ui_flood import (
 )
 
 
-def test_a_short_flood_reaches_the_monitor_and_gives_every_figure(tmp_path: Path) -> None:
-    result = measure(Flood(rate=5_000, seconds=1.0), breakdown=True, scratch=tmp_path)
+@pytest.mark.parametrize(
+    ("supervisor", "pipeline"), [(True, "real supervisor"), (False, "stand-in")]
+)
+def test_a_short_flood_reaches_the_monitor_and_gives_every_figure(
+    supervisor: bool, pipeline: str, tmp_path: Path
+) -> None:
+    flood = Flood(rate=5_000, seconds=1.0, supervisor=supervisor)
+    result = measure(flood, breakdown=True, scratch=tmp_path)
 
     assert result.offered_lines >= 5_000
     assert result.received > 0
@@ -34,7 +42,7 @@ def test_a_short_flood_reaches_the_monitor_and_gives_every_figure(tmp_path: Path
     assert result.breakdown["RecordFollower.poll"].calls > 0
     table = format_table([result]).splitlines()
     assert len(table) == 3
-    assert table[2].startswith("| real supervisor | 5,000 | ")
+    assert table[2].startswith(f"| {pipeline} | 5,000 | ")
     # The workload survives the trip through JSON that isolated runs take.
     assert FloodResult.from_json(result.to_json()) == result
 
