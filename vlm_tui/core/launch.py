@@ -6,6 +6,7 @@ front-end shows as one line, and nothing is created before the last check has pa
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -222,6 +223,15 @@ def writes_shared_output(plan: RunPlan) -> bool:
     return plan.topology.node_rank == 0
 
 
+def trains_demo_model(config: Mapping[str, Any], environ: Mapping[str, str]) -> bool:
+    """Whether the config's base_model is the embedded demo's model in this node's cache."""
+    base = config.get("base_model")
+    if not isinstance(base, str) or not base:
+        return False
+    model_dir = demo.demo_asset_paths(demo.demo_cache_root(environ)).model_dir
+    return os.path.abspath(base) == os.path.abspath(model_dir)
+
+
 def build_demo_assets(assets: demo.DemoAssets, environ: Mapping[str, str]) -> None:
     """Build the demo model and data in a child (torch stays out of this process)."""
     if demo.demo_assets_ready(assets):
@@ -250,8 +260,9 @@ def launch_plan(
     plan: RunPlan, paths: RunPaths, environ: Mapping[str, str], workdir: Path
 ) -> LaunchPlan:
     env = training_environment(environ, offline=plan.offline)
-    if plan.demo_assets is not None:
-        # The demo is tiny: extra threads only fight over a shared CPU.
+    if plan.demo_assets is not None or trains_demo_model(plan.config, environ):
+        # The demo is tiny: extra threads only fight over a shared CPU. A resumed demo run is
+        # planned from its config.yml alone, so the model it names is what tells.
         for name, value in demo.DEMO_ENVIRONMENT.items():
             env.setdefault(name, value)
     topology = plan.topology
