@@ -5,10 +5,15 @@ UI-free on purpose, like the module under test: nothing here imports Textual.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
 from vlm_tui.theme_files import (
     ALLOWED_KEYS,
     DEFAULT_THEME,
@@ -17,10 +22,12 @@ from vlm_tui.theme_files import (
     THEMES_DIR,
     ThemeFileError,
     choose_theme,
+    find_themes_dir,
     load_theme_specs,
     parse_theme_file,
 )
 
+PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q")
 SHIPPED = ("vlm-dark", "vlm-high-contrast", "vlm-light")
 
 GOOD = """\
@@ -172,3 +179,40 @@ def test_a_missing_preferred_theme_falls_back() -> None:
     assert choose_theme(None, {}, ["vlm-light"]) == "vlm-light"
     with pytest.raises(ValueError, match="no themes"):
         choose_theme(None, {}, [])
+
+
+def test_themes_beside_the_package_come_first_then_an_environments_installed_copy(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "site" / "vlm_tui"
+    package.mkdir(parents=True)
+    environment = tmp_path / "env"
+    installed = environment / "share" / "vlm-tui" / "themes"
+    installed.mkdir(parents=True)
+    # A wheel install: nothing beside the package, the copy under the environment is found.
+    assert find_themes_dir(package, [str(tmp_path / "none"), str(environment)]) == installed
+    beside = tmp_path / "site" / "themes"
+    beside.mkdir()
+    assert find_themes_dir(package, [str(environment)]) == beside
+
+
+def test_a_wheel_carries_the_themes(tmp_path: Path) -> None:
+    # Built from a copy: an in-tree build would leave build/ in the checkout.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for name in ("vlm_tui", "themes"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(
+        [*PIP_WHEEL, "-w", str(wheels), str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = wheels.glob("vlm_tui-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {Path(name).name for name in names if "/share/vlm-tui/themes/" in name}
+    assert shipped == {path.name for path in THEMES_DIR.iterdir() if not path.name.startswith(".")}

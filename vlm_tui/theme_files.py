@@ -13,6 +13,7 @@ hue and so survive the monochrome rendering Textual applies by itself when NO_CO
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,27 @@ from typing import Any
 
 import yaml
 
-THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
+# Where the theme files are installed (pyproject's data-files), relative to an environment.
+INSTALLED_THEMES = Path("share") / "vlm-tui" / "themes"
+
+
+def find_themes_dir(package_dir: Path, prefixes: Sequence[str]) -> Path:
+    """`themes/` beside the package (a checkout, an editable install), else the copy a wheel
+    installs under an environment's `share/vlm-tui/themes`; the checkout's path when neither
+    exists, so the error names where themes were expected."""
+    beside = package_dir.parent / "themes"
+    if beside.is_dir():
+        return beside
+    for prefix in prefixes:
+        installed = Path(prefix) / INSTALLED_THEMES
+        if installed.is_dir():
+            return installed
+    return beside
+
+
+THEMES_DIR = find_themes_dir(
+    Path(__file__).resolve().parent, list(dict.fromkeys((sys.prefix, sys.base_prefix)))
+)
 
 DEFAULT_THEME = "vlm-dark"
 # Brightness, not hue, carries every distinction in this theme; see the module docstring.
