@@ -19,13 +19,7 @@ def _first_run(workdir: Path) -> Path:
     return sorted((workdir / "runs").iterdir())[0]
 
 
-@pytest.fixture(scope="module")
-def demo_run(demo_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
-    workdir = tmp_path_factory.mktemp("demo-run")
-    done = run_cli(
-        ["--no-ui", "--demo"], workdir, clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
-    )
-    return workdir, done.stdout + done.stderr, done.returncode
+# `demo_run` (tests/conftest.py): one real demo run, shared with the scaling comparison.
 
 
 def test_demo_trains_and_exits_0(demo_run: tuple[Path, str, int]) -> None:

@@ -113,12 +113,26 @@ def test_runs_lists_state_steps_losses_and_runtime(tmp_path: Path) -> None:
     recorded(runs, "20261124T100000Z-alpha")
     recorded(runs, "20261124T110000Z-beta", state="failed", code=1)
     lines = table_lines([summarise(paths) for paths in run_folders(runs)])
-    assert lines[0].split() == ["RUN", "STATE", "STEPS", "FIRST", "LOSS", "LAST", "LOSS", "RUNTIME"]
+    assert lines[0].split() == [
+        "RUN",
+        "STATE",
+        "STEPS",
+        "PROCESSES",
+        "SAMPLES/S",
+        "FIRST",
+        "LOSS",
+        "LAST",
+        "LOSS",
+        "RUNTIME",
+    ]
+    # command.json names no topology and the output no summary: unknown, not made up.
     assert lines[1].split() == [
         "20261124T100000Z-alpha",
         "finished",
         "(0)",
         "10",
+        "?",
+        "-",
         "7",
         "0.7",
         "0:01:05",

@@ -6,9 +6,10 @@ rebooted, someone killed it) reads as "lost": nothing will ever record its end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json, runtime_s, utc_now
@@ -26,10 +27,19 @@ class RunSummary:
     first_loss: float | None
     last_loss: float | None
     runtime_s: float | None
+    processes: int | None = None
+    samples_per_second: float | None = None
 
     @property
     def live(self) -> bool:
         return self.state not in TERMINAL_STATES and self.state != "lost"
+
+
+def recorded_processes(command: Mapping[str, Any]) -> int | None:
+    """How many training processes the run's command.json says it has across all nodes."""
+    topology = command.get("topology")
+    size = topology.get("world_size") if isinstance(topology, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
 def summarise(paths: RunPaths) -> RunSummary:
@@ -50,6 +60,7 @@ def summarise(paths: RunPaths) -> RunSummary:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     code = status.get("exit_code")
+    summary = status.get("summary")
     return RunSummary(
         paths=paths,
         state=state,
@@ -59,6 +70,10 @@ def summarise(paths: RunPaths) -> RunSummary:
         first_loss=number(status.get("first_loss")),
         last_loss=number(status.get("final_loss")),
         runtime_s=runtime,
+        processes=recorded_processes(read_json(paths.command) or {}),
+        samples_per_second=(
+            number(summary.get("train_samples_per_second")) if isinstance(summary, dict) else None
+        ),
     )
 
 
@@ -115,7 +130,9 @@ def _loss(value: float | None) -> str:
 
 def table_lines(summaries: Sequence[RunSummary]) -> list[str]:
     """`vlm-tui runs`: one aligned row a run, oldest first."""
-    rows = [("RUN", "STATE", "STEPS", "FIRST LOSS", "LAST LOSS", "RUNTIME")]
+    rows = [
+        ("RUN", "STATE", "STEPS", "PROCESSES", "SAMPLES/S", "FIRST LOSS", "LAST LOSS", "RUNTIME")
+    ]
     for one in summaries:
         state = one.state if one.exit_code is None else f"{one.state} ({one.exit_code})"
         steps = (
@@ -126,6 +143,8 @@ def table_lines(summaries: Sequence[RunSummary]) -> list[str]:
                 one.paths.run_id,
                 state,
                 steps,
+                "?" if one.processes is None else str(one.processes),
+                "-" if one.samples_per_second is None else f"{one.samples_per_second:.3g}",
                 _loss(one.first_loss),
                 _loss(one.last_loss),
                 clock(one.runtime_s),

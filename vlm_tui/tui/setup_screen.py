@@ -77,6 +77,8 @@ class SetupScreen(Screen[None]):
         Binding("f5", "launch", "Launch", priority=True),
         Binding("ctrl+r", "launch", "Launch", show=False, priority=True),
         Binding("ctrl+s", "save_preset", "Save preset"),
+        # A function key: letters go to the form's inputs.
+        Binding("f2", "runs", "Run history"),
     ]
 
     def __init__(self, start: FormStart, environ: Mapping[str, str], workdir: Path) -> None:
@@ -355,6 +357,11 @@ class SetupScreen(Screen[None]):
 
         skip_check = bool(getattr(self.app, "skip_check", False))
         self.app.push_screen(MonitorScreen(plan, form.environ, self.workdir, skip_check))
+
+    def action_runs(self) -> None:
+        from vlm_tui.tui.runs_screen import RunsScreen
+
+        self.app.push_screen(RunsScreen(self.workdir))
 
     @on(Button.Pressed, "#launch")
     def _launch_pressed(self) -> None:

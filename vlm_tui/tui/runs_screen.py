@@ -1,0 +1,151 @@
+"""The run history screen: every finished run's throughput, speed-up and loss curve.
+
+The same comparison as `vlm-tui runs --compare` (vlm_tui/core/scaling.py): a table of the runs,
+their loss curves side by side on one scale, and for the highlighted run its own chart next to
+its 1-process baseline's. The run folders are read in a thread worker, never on the UI thread.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, Static
+
+from vlm_tui.core.run_record import RUNS_FOLDER
+from vlm_tui.core.scaling import (
+    COLUMNS,
+    NOTE_LINES,
+    ComparedRun,
+    RunThroughput,
+    Selection,
+    loss_curve_lines,
+    row_cells,
+    select_and_compare,
+)
+from vlm_tui.tui.widgets.loss_chart import LossChart
+
+CURVE_WIDTH = 60
+NOTE_WIDTH = 130
+
+
+class RunsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "reload", "Reload"),
+        Binding("b", "back", "Back to setup"),
+        Binding("escape", "back", "Back to setup", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    #runs-heading { height: auto; padding: 0 1; color: $accent; }
+    #runs-table { height: auto; max-height: 12; }
+    #runs-curves { height: auto; padding: 0 1; margin-top: 1; }
+    #runs-charts { height: 1fr; min-height: 8; }
+    .runs-chart-panel { width: 1fr; border: round $primary-muted; }
+    .runs-chart-title { height: 1; color: $accent; }
+    #runs-note { height: auto; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__()
+        self.runs_root = workdir / RUNS_FOLDER
+        self.compared: dict[str, ComparedRun] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"reading {self.runs_root} ...", id="runs-heading", markup=False)
+        table: DataTable[str] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="runs-curves", markup=False)
+        with Horizontal(id="runs-charts"):
+            with Vertical(classes="runs-chart-panel"):
+                yield Label("", id="selected-title", classes="runs-chart-title", markup=False)
+                yield LossChart(id="selected-chart")
+            with Vertical(classes="runs-chart-panel"):
+                yield Label("", id="baseline-title", classes="runs-chart-title", markup=False)
+                yield LossChart(id="baseline-chart")
+        note = "\n".join(textwrap.fill(line, NOTE_WIDTH) for line in NOTE_LINES)
+        yield Static(note, id="runs-note", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "run history"
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        self._load()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def _load(self) -> None:
+        try:
+            selection = select_and_compare(self.runs_root)
+        except OSError as error:
+            self.app.call_from_thread(self._show_error, f"cannot read {self.runs_root}: {error}")
+            return
+        self.app.call_from_thread(self._show, selection)
+
+    def _show_error(self, text: str) -> None:
+        self.query_one("#runs-heading", Static).update(text)
+
+    def _show(self, selection: Selection) -> None:
+        self.compared = {one.run.paths.run_id: one for one in selection.compared}
+        count = len(selection.compared)
+        heading = self.query_one("#runs-heading", Static)
+        if not count:
+            heading.update(f"no finished runs under {self.runs_root}")
+        else:
+            plural = "" if count == 1 else "s"
+            heading.update(f"{count} finished run{plural} under {self.runs_root}")
+        table: DataTable[str] = self.query_one("#runs-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*COLUMNS)
+        for one in selection.compared:
+            table.add_row(*row_cells(one), key=one.run.paths.run_id)
+        runs = [one.run for one in selection.compared]
+        curves = loss_curve_lines(runs, CURVE_WIDTH) if runs else []
+        self.query_one("#runs-curves", Static).update("\n".join(curves))
+        if count:
+            table.move_cursor(row=count - 1)
+            self._show_charts(selection.compared[-1])
+        else:
+            self._show_charts(None)
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value
+        if key is not None and key in self.compared:
+            self._show_charts(self.compared[key])
+
+    def _show_charts(self, one: ComparedRun | None) -> None:
+        if one is None:
+            self._chart("selected", None, "no run highlighted")
+            self._chart("baseline", None, "")
+            return
+        run = one.run
+        processes = "1 process" if run.processes == 1 else f"{run.processes or '?'} processes"
+        self._chart("selected", run, f"{run.paths.run_id}: {processes}, {one.speedup_text}")
+        baseline = one.baseline
+        if baseline is None:
+            self._chart("baseline", None, f"no finished 1-process run of config {run.config_id}")
+        elif baseline.paths == run.paths:
+            self._chart("baseline", None, "this run is its config's 1-process baseline")
+        else:
+            self._chart("baseline", baseline, f"baseline: {baseline.paths.run_id} (1 process)")
+
+    def _chart(self, which: str, run: RunThroughput | None, title: str) -> None:
+        chart = self.query_one(f"#{which}-chart", LossChart)
+        self.query_one(f"#{which}-title", Label).update(title)
+        if run is None or not run.losses:
+            chart.display = False
+            return
+        chart.display = True
+        chart.set_data([(point.step, point.loss) for point in run.losses])
