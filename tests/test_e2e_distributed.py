@@ -7,6 +7,8 @@ machines would be), a worker whose master never comes, and a master whose port i
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import clean_environ, run_cli
+from vlm_tui.core.cluster import NOT_SHARED_NOTE, cluster_view
+from vlm_tui.core.run_record import RunPaths
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +87,40 @@ def test_two_processes_train_one_synchronised_model(two_processes: Path) -> None
     assert status["state"] == "finished" and status["exit_code"] == 0
 
 
+def test_runs_compare_shows_the_measured_speedup_beside_the_guides(
+    demo_run: tuple[Path, str, int], two_processes: Path, tmp_path: Path
+) -> None:
+    """The 1-process demo run (tests/conftest.py) and the 2-process one, in one runs/ folder
+    (run folders are self-contained), compared by `vlm-tui runs --compare`."""
+    demo_workdir, output, code = demo_run
+    assert code == 0, output[-3000:]
+    one, two = sorted((demo_workdir / "runs").iterdir())[0], only_run(two_processes)
+    for run in (one, two):
+        shutil.copytree(run, tmp_path / "runs" / run.name)
+    done = run_cli(["runs", "--compare"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    samples = {
+        run.name: json.loads((run / "status.json").read_text())["summary"][
+            "train_samples_per_second"
+        ]
+        for run in (one, two)
+    }
+    measured = samples[two.name] / samples[one.name]
+    rows: dict[str, str] = {}
+    for line in done.stdout.splitlines():  # the table's row, not the loss curve's below it
+        rows.setdefault(line.split(" ", 1)[0], line)
+    # Same config (the output folder and the CPU placement plugin aside), 1 and 2 processes.
+    config = rows[one.name].split()[1]
+    assert re.search(
+        rf"^{one.name} +{config} +1 .* 1\.0x \(baseline\) +1x \(baseline\)$", rows[one.name]
+    )
+    assert re.search(
+        rf"^{two.name} +{config} +2 .* {measured:.1f}x +~1\.75x \(at 87\.5% efficiency\)$",
+        rows[two.name],
+    )
+    print(done.stdout)  # the measured figures, for the record (pytest -s)
+
+
 @pytest.fixture(scope="module")
 def two_nodes(
     demo_cache: Path, tmp_path_factory: pytest.TempPathFactory
@@ -145,6 +183,19 @@ def test_only_node_0_writes_the_output_folder(
     assert not (folders[1] / "outputs").exists()
     node1_status = json.loads((only_run(folders[1]) / "status.json").read_text())
     assert node1_status["output_dir"].endswith("node-output")
+
+
+def test_without_shared_storage_each_nodes_table_says_so_and_shows_that_node(
+    two_nodes: tuple[list[Path], list[subprocess.CompletedProcess[str]]],
+) -> None:
+    folders, _ = two_nodes
+    for rank, folder in enumerate(folders):
+        view = cluster_view(RunPaths(only_run(folder)))
+        assert view.note == NOT_SHARED_NOTE
+        assert [(row.node_rank, row.state) for row in view.rows] == [(rank, "finished")]
+    done = run_cli(["status"], folders[0])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == NOT_SHARED_NOTE
 
 
 def test_a_worker_whose_master_never_comes_fails_within_a_bounded_time(

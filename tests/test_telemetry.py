@@ -5,7 +5,12 @@ Most tests use a stand-in NVML module so they run anywhere; one reads this machi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections import namedtuple
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,6 +37,9 @@ class FakeNVML:
         self.init_error: Exception | None = None
         self.failing: set[str] = set()
         self.calls: dict[str, int] = {}
+        # Per GPU handle: (pid, bytes of GPU memory or None) of each compute process on it.
+        self.processes: dict[int, list[tuple[int, int | None]]] = {}
+        self.failing_handles: frozenset[int] = frozenset()
 
     def _call(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
@@ -78,6 +86,15 @@ class FakeNVML:
     def nvmlDeviceGetEnforcedPowerLimit(self, handle: int) -> int:
         self._call("nvmlDeviceGetEnforcedPowerLimit")
         return 700_000  # milliwatts
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[Any]:
+        self._call("nvmlDeviceGetComputeRunningProcesses")
+        if handle in self.failing_handles:
+            raise FakeNVMLError("GPU is lost")
+        return [
+            SimpleNamespace(pid=pid, usedGpuMemory=memory)
+            for pid, memory in self.processes.get(handle, [])
+        ]
 
 
 class FakeClock:
@@ -223,3 +240,144 @@ def test_real_telemetry_on_this_machine() -> None:
     assert sample.host.ram_total_mib is not None and sample.host.ram_total_mib > 0
     assert sample.host.ram_used_mib is not None
     assert 0 <= sample.host.ram_used_mib <= sample.host.ram_total_mib
+
+
+# ---- the network and the run's processes ------------------------------------------------
+
+Counters = namedtuple("Counters", "bytes_sent bytes_recv")
+
+
+def test_network_rates_sum_the_interfaces_but_not_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readings = iter(
+        [
+            {"lo": Counters(0, 0), "eth0": Counters(1_000, 5_000), "ib0": Counters(0, 0)},
+            # eth0 and ib0 move; loopback traffic (a local rendezvous) is not the network.
+            {
+                "lo": Counters(9_000_000, 9_000_000),
+                "eth0": Counters(3_000, 9_000),
+                "ib0": Counters(2_000, 4_000),
+            },
+            # ib0 went away, docker0 came: only interfaces read both times count.
+            {"eth0": Counters(3_500, 9_000), "docker0": Counters(70_000, 70_000)},
+        ]
+    )
+    monkeypatch.setattr(
+        telemetry_module.psutil, "net_io_counters", lambda pernic=False: next(readings)
+    )
+    clock = FakeClock()
+    telemetry = Telemetry(nvml=FakeNVML(), clock=clock)
+
+    first = telemetry.network()
+    assert (first.rx_bytes_per_s, first.tx_bytes_per_s) == (None, None)
+    clock.now += 2.0
+    second = telemetry.network()
+    assert second.rx_bytes_per_s == pytest.approx((4_000 + 4_000) / 2)
+    assert second.tx_bytes_per_s == pytest.approx((2_000 + 2_000) / 2)
+    # Asked again within the interval: the same reading, the counters are not read again.
+    clock.now += 0.5
+    assert telemetry.network() is second
+    clock.now += 0.5
+    third = telemetry.network()
+    assert third.rx_bytes_per_s == 0.0
+    assert third.tx_bytes_per_s == pytest.approx(500.0)
+
+
+def test_unreadable_network_counters_give_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(pernic: bool = False) -> dict[str, Any]:
+        raise OSError("no /proc/net/dev")
+
+    monkeypatch.setattr(telemetry_module.psutil, "net_io_counters", broken)
+    sample = Telemetry(nvml=FakeNVML()).network()
+    assert sample.rx_bytes_per_s is None and sample.tx_bytes_per_s is None
+
+
+def test_real_network_counters_give_rates_from_the_second_reading() -> None:
+    clock = FakeClock()
+    telemetry = Telemetry(nvml=FakeNVML(), clock=clock)
+    telemetry.network()
+    clock.now += 1.0
+    sample = telemetry.network()
+    assert sample.rx_bytes_per_s is not None and sample.rx_bytes_per_s >= 0
+    assert sample.tx_bytes_per_s is not None and sample.tx_bytes_per_s >= 0
+
+
+@pytest.fixture
+def busy_and_idle() -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    """Two real processes: one spinning on a core, one asleep."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        yield busy, idle
+    finally:
+        for process in (busy, idle):
+            process.kill()
+            process.wait()
+
+
+def test_process_tree_reads_cpu_and_rss_of_real_processes(
+    busy_and_idle: tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]],
+) -> None:
+    busy, idle = busy_and_idle
+    telemetry = Telemetry(nvml=FakeNVML(), min_interval_s=0.0)
+    gone = 2**22 + 1  # above Linux's largest pid: never a process
+    pids = {busy.pid, idle.pid, gone}
+
+    first = telemetry.process_tree(pids)
+    assert first.processes == 2  # the pid that does not exist is left out
+    assert first.cpu_pct is None  # nothing to compare with yet
+    assert first.rss_mib is not None and first.rss_mib > 1
+    time.sleep(0.5)
+    second = telemetry.process_tree(pids)
+    assert second.cpu_pct is not None and second.cpu_pct > 0
+    # Only the spinning one works: at most one core's worth, plus rounding.
+    assert second.cpu_pct <= 100 * 1.05
+    assert telemetry.process_tree({idle.pid}).processes == 1
+
+
+def test_process_tree_counts_gpu_memory_of_its_own_processes_only() -> None:
+    nvml = FakeNVML(names=("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3", "NVIDIA L4"))
+    own = os.getpid()
+    nvml.processes = {
+        0: [(own, 3 * GIB), (1, 7 * GIB)],  # pid 1 is not the run's
+        1: [(own, None)],  # the driver would not say
+    }
+    nvml.failing_handles = frozenset({2})
+    tree = Telemetry(nvml=nvml).process_tree({own})
+
+    # GPU 2's list could not be read, so it is left out rather than reported as 0.
+    assert tree.gpu_memory_mib == ((0, 3 * 1024.0), (1, 0.0))
+
+
+def test_process_tree_without_a_driver_has_no_gpu_memory() -> None:
+    nvml = FakeNVML()
+    nvml.init_error = FakeNVMLError("Driver Not Loaded")
+    tree = Telemetry(nvml=nvml).process_tree({os.getpid()})
+    assert tree.gpu_memory_mib == ()
+    assert tree.processes == 1
+    assert "nvmlDeviceGetComputeRunningProcesses" not in nvml.calls
+
+
+def test_the_panel_sample_never_reads_the_process_lists() -> None:
+    """The ~4.5 ms process list is only read by the recorder, never for the GPU panel."""
+    nvml = FakeNVML()
+    Telemetry(nvml=nvml).sample()
+    assert "nvmlDeviceGetComputeRunningProcesses" not in nvml.calls
+
+
+def test_real_process_tree_and_network_on_this_machine() -> None:
+    """The real path: real NVML (or its absence), real psutil, this very process."""
+    telemetry = Telemetry()
+    try:
+        tree = telemetry.process_tree({os.getpid()})
+        network = telemetry.network()
+        sample = telemetry.sample()
+    finally:
+        telemetry.close()
+    assert tree.processes == 1
+    assert tree.rss_mib is not None and tree.rss_mib > 0
+    assert network.rx_bytes_per_s is None  # a first reading has no rate yet
+    # With a driver, every GPU's process list is read (this process holds no GPU memory).
+    assert [index for index, _ in tree.gpu_memory_mib] == [gpu.index for gpu in sample.gpus]
+    assert all(memory == 0.0 for _, memory in tree.gpu_memory_mib)

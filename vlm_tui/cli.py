@@ -36,8 +36,10 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=prog,
         description="Launch and monitor vision-language model fine-tuning with Axolotl."
-        " Also: `vlm-tui doctor` (the pre-flight checks alone), `vlm-tui runs` (every run here),"
-        " `vlm-tui attach [RUN]` (watch a run again), `vlm-tui stop [RUN]`.",
+        " Also: `vlm-tui doctor` (the pre-flight checks alone), `vlm-tui runs [--compare]`"
+        " (every run here; their speed-ups),"
+        " `vlm-tui attach [RUN]` (watch a run again), `vlm-tui stop [RUN]`,"
+        " `vlm-tui status [RUN]` (a run's state and its nodes).",
         allow_abbrev=False,
     )
     mode = parser.add_argument_group("what to run")
@@ -96,7 +98,7 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
 
 
 def build_run_parser(command: str) -> argparse.ArgumentParser:
-    """`vlm-tui attach|runs|stop`: commands about runs that already exist."""
+    """`vlm-tui attach|runs|stop|status`: commands about runs that already exist."""
     parser = OneLineParser(prog=f"vlm-tui {command}", allow_abbrev=False, description=RUN_HELP)
     if command != "runs":
         parser.add_argument(
@@ -112,11 +114,23 @@ def build_run_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--theme", metavar="NAME", help="TUI colours")
     if command == "stop":
         parser.add_argument("--force", action="store_true", help="SIGTERM, then SIGKILL")
+    if command == "runs":
+        parser.add_argument(
+            "--compare",
+            action="store_true",
+            help="throughput, speed-up over one process, the guide's expectation, loss curves",
+        )
+        parser.add_argument(
+            "names",
+            nargs="*",
+            metavar="RUN",
+            help="with --compare: the runs to compare (default: every finished run)",
+        )
     return parser
 
 
 RUN_HELP = "Runs are the folders under runs/ in the current directory."
-RUN_COMMANDS = ("attach", "runs", "stop")
+RUN_COMMANDS = ("attach", "runs", "stop", "status")
 # Errors about these are named as flags even though they are not form fields.
 OWN_FLAGS = ("config", "theme", "dry_run", "resume", "detach")
 
@@ -168,6 +182,8 @@ def _run_command(command: str, options: argparse.Namespace) -> int:
     from vlm_tui.core.run_record import RUNS_FOLDER
 
     runs_root = Path.cwd() / RUNS_FOLDER
+    if command == "runs" and (options.compare or options.names):
+        return _compare_runs(runs_root, options)
     if command == "runs":
         summaries = [summarise(paths) for paths in run_folders(runs_root)]
         if not summaries:
@@ -177,11 +193,22 @@ def _run_command(command: str, options: argparse.Namespace) -> int:
             print(line)
         return 0
     paths = find_run(runs_root, options.run)
+    if command == "status":
+        return headless.status(paths)
     if command == "stop":
         return headless.stop(paths, force=options.force)
     if options.no_ui:
         return headless.attach(paths)
     return _tui(options, None, attach_to=paths)
+
+
+def _compare_runs(runs_root: Path, options: argparse.Namespace) -> int:
+    from vlm_tui.core.scaling import report_lines, select_and_compare
+
+    if not options.compare:
+        raise UserError("run", "naming runs needs --compare; `vlm-tui runs` lists them all")
+    print("\n".join(report_lines(select_and_compare(runs_root, options.names))))
+    return 0
 
 
 def _run(options: argparse.Namespace) -> int:

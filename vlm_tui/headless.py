@@ -246,6 +246,29 @@ def attach(paths: RunPaths, out: TextIO | None = None) -> int:
     return _follow_to_end(paths, RecordedSupervisor(paths), out, detach_on_interrupt=True)
 
 
+def status(paths: RunPaths, out: TextIO | None = None) -> int:
+    """`vlm-tui status RUN`: the run's state line, then its cluster table (one row a node)."""
+    from vlm_tui.core.cluster import cluster_view, table_lines
+    from vlm_tui.core.run_index import summarise
+
+    out = out or sys.stdout
+    summary = summarise(paths)
+    state = summary.state
+    parts = [state if summary.exit_code is None else f"{state} (exit {summary.exit_code})"]
+    if summary.step:
+        parts.append(f"step {summary.step}/{summary.total or '?'}")
+    if summary.last_loss is not None:
+        parts.append(f"loss {summary.last_loss:.4g}")
+    if summary.runtime_s is not None:
+        parts.append(f"runtime {clock(summary.runtime_s)}")
+    print(f"{paths.run_id}: {'  '.join(parts)}", file=out)
+    view = cluster_view(paths)
+    print(f"nodes: {view.nodes} expected; heartbeats from {view.folder}", file=out)
+    for line in table_lines(view):
+        print(line, file=out)
+    return 0
+
+
 def stop(paths: RunPaths, *, force: bool, out: TextIO | None = None) -> int:
     """`vlm-tui stop RUN`: ask a run's supervisor to stop it (SIGINT), or force it (SIGTERM)."""
     out = out or sys.stdout

@@ -6,7 +6,8 @@ Everything a screen shows is pinned so the SVGs match on any machine, folder or 
   as a default argument, so launch's own references are patched, not `sys.executable`);
 - the hardware probe reports no GPU with a fixed note;
 - the monitor follows a finished run folder written here, with fixed timestamps and paths, and
-  its GPU panel reads a fixed sample of two H100s instead of NVML and psutil.
+  its GPU panel reads a fixed sample of two H100s instead of NVML and psutil, and its cluster
+  table the node's last heartbeat, written here.
 
 Update the SVGs after an intended UI change with `pytest tests/tui/test_snapshots.py
 --snapshot-update` and look at them (the report pytest writes on failure shows the diff).
@@ -34,6 +35,7 @@ from vlm_tui.tui.app import VlmTuiApp
 from vlm_tui.tui.monitor_screen import MonitorScreen
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.setup_values import start_for
+from vlm_tui.tui.widgets.cluster_table import ClusterTable
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel
 from vlm_tui.tui.widgets.log_view import LogView
 
@@ -255,7 +257,44 @@ def write_finished_run(parent: Path) -> RunPaths:
             "reason": None,
         },
     )
+    write_last_heartbeat(paths)
     return paths
+
+
+def write_last_heartbeat(paths: RunPaths) -> None:
+    """The node's final heartbeat, as its supervisor's recorder leaves it at the end."""
+    gpus = [
+        {
+            "index": index,
+            "name": "NVIDIA H100 80GB HBM3",
+            "utilization_pct": util,
+            "memory_used_mib": memory,
+            "memory_total_mib": 81559.0,
+        }
+        for index, util, memory in ((0, 97.0, 61440.0), (1, 88.0, 60211.0))
+    ]
+    telemetry = paths.root / "telemetry"
+    telemetry.mkdir()
+    (telemetry / "node0-gpu-node.invalid.json").write_text(
+        json.dumps(
+            {
+                "node_rank": 0,
+                "nodes": 1,
+                "host": "gpu-node.invalid",
+                "pid": 4242,
+                "run": RUN_NAME,
+                "interval_s": 1.0,
+                "time": 1772366421.0,
+                "seq": 21,
+                "state": "finished",
+                "gpus": gpus,
+                "cpu_pct": 23.0,
+                "net_rx_bytes_per_s": 1.2e6,
+                "net_tx_bytes_per_s": 3.4e5,
+            }
+        ),
+        encoding="utf-8",
+    )
 
 
 # ---- the snapshots ----------------------------------------------------------------------
@@ -295,6 +334,8 @@ def test_monitor_screen(theme: str, snap_compare: SnapCompare, tmp_path: Path) -
         await wait_until(pilot, lambda: monitor.view.ended, "the end of the run")
         gpus = monitor.query_one(GpuPanel)
         await wait_until(pilot, lambda: gpus.sample is not None, "the GPU panel")
+        nodes = monitor.query_one(ClusterTable)
+        await wait_until(pilot, lambda: nodes.view is not None, "the cluster table")
         # The log pane flushes on a timer; wait for every line to reach it.
         log = monitor.query_one(LogView)
         await wait_until(pilot, lambda: log.lines_written == log.lines_received, "the log")

@@ -15,6 +15,10 @@ of reach of a signal to the training's group, and a launcher that dies first lea
 init. So on Linux this process is a child subreaper (such orphans become its children), it keeps
 a list of every process seen below it, and when the training ends it SIGKILLs and reaps whatever
 is left before it records the end: a recorded end means no process of the run is left.
+
+Telemetry: a `NodeRecorder` thread writes this node's samples and heartbeat into the run folder
+(node 0's, on other nodes) once a second, whatever the parsing is doing; its last heartbeat
+carries the run's end state, so readers tell an ended node from a lost one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -35,6 +40,7 @@ from typing import Any, BinaryIO
 import psutil
 
 from vlm_tui.core.environment import verification_lines
+from vlm_tui.core.node_telemetry import NodeRecorder
 from vlm_tui.core.run_record import RunPaths, iso, read_json, utc_now, write_json_atomic
 from vlm_tui.core.run_state import RunState, metric_record, parser_for_run
 
@@ -95,6 +101,16 @@ class Supervisor:
         # Every process seen below this one, by pid (psutil checks the start time, so a reused
         # pid is never signalled): the clean-up reaches them even once they have left the tree.
         self.seen: dict[int, psutil.Process] = {}
+        # The pids below this one as last watched, for the telemetry thread: a new tuple each
+        # time, so that thread never sees `seen` half updated.
+        self.tree_pids: tuple[int, ...] = ()
+        self.recorder = NodeRecorder(paths, self.topology, state=self._state, pids=self._tree)
+
+    def _state(self) -> str:
+        return str(self.status.data.get("state") or "starting")
+
+    def _tree(self) -> tuple[int, ...]:
+        return self.tree_pids
 
     # Signals arrive on the main thread between polls; they only set flags and forward.
     def _on_graceful(self, signum: int, frame: FrameType | None) -> None:
@@ -122,6 +138,7 @@ class Supervisor:
             self.seen[process.pid] = process
         running = [process for process in self.seen.values() if process.is_running()]
         self.seen = {process.pid: process for process in running}
+        self.tree_pids = tuple(process.pid for process in running)
         return running
 
     def _signal_tree(self, signum: int) -> list[psutil.Process]:
@@ -167,6 +184,9 @@ class Supervisor:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         become_subreaper()
         self.status.update(state="starting", supervisor_pid=os.getpid())
+        # Started before the parsing lowers its priority below: on Linux a thread keeps the
+        # niceness it was created with, so heartbeats keep the normal one.
+        self.recorder.start()
         with self.paths.log.open("ab") as log_sink:
             log_sink.write(self._verification_text().encode())
             log_sink.flush()
@@ -182,11 +202,13 @@ class Supervisor:
                     start_new_session=True,
                 )
             except OSError as error:
+                self.recorder.stop("failed")
                 self.status.update(
                     state="failed",
                     exit_code=127,
                     ended_at=iso(utc_now()),
                     reason=f"could not start {self.argv[0]}: {error.strerror or error}",
+                    supervisor_cpu_s=own_cpu_seconds(),
                 )
                 return 127
         self.status.update(
@@ -231,7 +253,7 @@ class Supervisor:
             if exit_code is not None and not chunk:
                 break
             if now >= next_status:
-                self.status.update(**self.state.status_fields())
+                self.status.update(**self.state.status_fields(), **self._cluster_fields())
                 self._watch_tree()
                 self._reap_orphans()
                 next_status = now + STATUS_EVERY_SECONDS
@@ -263,7 +285,10 @@ class Supervisor:
             # A training killed outright (the OOM killer) prints nothing: its exit code speaks.
             self.state.failures.feed_exit(exit_code)
         hint = self.state.failure_fields() if state == "failed" else {}
+        # The last heartbeat first: once status.json says the run ended, it says so too.
+        self.recorder.stop(state)
         self.status.update(
+            **self._cluster_fields(),
             **self.state.status_fields(),
             **hint,
             state=state,
@@ -271,8 +296,14 @@ class Supervisor:
             ended_at=iso(utc_now()),
             stop_requested=self.stop_requested,
             reason=reason,
+            supervisor_cpu_s=own_cpu_seconds(),
         )
         return exit_code
+
+    def _cluster_fields(self) -> dict[str, Any]:
+        """Where this node's telemetry went, once it writes into node 0's run folder."""
+        cluster_run = self.recorder.cluster_run
+        return {} if cluster_run is None else {"cluster_run": cluster_run}
 
     def _failure_reason(self, exit_code: int) -> str:
         if exit_code < 0:
@@ -286,6 +317,12 @@ class Supervisor:
         if self.state.last_error:
             return f"{self.state.last_error} ({how})"
         return f"training {how}"
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds this process (every thread of it) has used, user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return round(usage.ru_utime + usage.ru_stime, 3)
 
 
 def main(argv: list[str] | None = None) -> int:

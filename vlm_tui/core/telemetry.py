@@ -8,18 +8,20 @@ never an exception that could take the monitor down.
 NVML calls take the driver's global lock, which the training processes also need. So a
 `Telemetry` answers from its cache when asked again within about `min_interval_s` (one second
 by default) and only queries what the panel shows: utilisation (~2.5 us), memory (~12 us),
-temperature and power. The running-process list (~4.5 ms) is deliberately not read here; it
-belongs in its own query group, asked for only when shown.
+temperature and power. The running-process list (~4.5 ms) is not part of `sample()`: it is its
+own query group, `process_tree()`, which only the node's recorder asks for (at most once a
+second, in the supervisor).
 
-Each query group is its own method (`_read_gpus`, `_read_host`), so later groups (per-process GPU
-memory, network throughput, recording samples to a file) slot in beside them.
+Each query group is its own method with its own cache: `sample()` (GPUs and host, what the GPU
+panel shows), `network()` (bytes per second over the non-loopback interfaces) and
+`process_tree(pids)` (CPU, RSS and GPU memory of the run's own processes).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,6 +61,33 @@ class HostSample:
     cpu_pct: float | None
     ram_used_mib: float | None
     ram_total_mib: float | None
+
+
+@dataclass(frozen=True)
+class NetworkSample:
+    """Bytes per second received and sent over every non-loopback interface, summed.
+
+    None on the first reading (a rate needs two) and when psutil could not read the counters.
+    """
+
+    time: float
+    rx_bytes_per_s: float | None
+    tx_bytes_per_s: float | None
+
+
+@dataclass(frozen=True)
+class ProcessTreeSample:
+    """The run's own processes: how many, their CPU and resident memory, their GPU memory."""
+
+    time: float
+    processes: int
+    # Summed over the processes, 100 per busy core (as top shows it); None on the first reading.
+    cpu_pct: float | None
+    # Summed RSS: pages shared between forked workers count once per process.
+    rss_mib: float | None
+    # (NVML GPU index, MiB the processes hold there) for each GPU whose process list was read.
+    # NVML reports host pids: inside a container with its own pid namespace nothing matches.
+    gpu_memory_mib: tuple[tuple[int, float], ...]
 
 
 @dataclass(frozen=True)
@@ -108,6 +137,13 @@ class Telemetry:
         # Our own CPU-time baseline: psutil.cpu_percent(interval=None) keeps its baseline per
         # thread, and worker threads come from a pool, so its readings would be meaningless.
         self._last_cpu_times: tuple[float, float] | None = None
+        self._last_network: NetworkSample | None = None
+        # Byte counters per interface at the previous network reading, and when it was taken.
+        self._net_counters: dict[str, tuple[int, int]] | None = None
+        self._last_tree: ProcessTreeSample | None = None
+        # The run's processes as last read: psutil objects (their start time guards against a
+        # reused pid) and the CPU seconds each had used, for the next reading's difference.
+        self._tree: dict[int, tuple[psutil.Process, float]] = {}
 
     def sample(self) -> TelemetrySample:
         """The current readings, or the cached ones when asked again within ~min_interval_s."""
@@ -124,6 +160,37 @@ class Telemetry:
             self._last = sample
             return sample
 
+    def _fresh(self, last: NetworkSample | ProcessTreeSample | None, now: float) -> bool:
+        return last is not None and now - last.time < self._min_interval_s * _INTERVAL_SLACK
+
+    def network(self) -> NetworkSample:
+        """Receive and send rates since the previous reading (cached like `sample()`)."""
+        with self._lock:
+            now = self._clock()
+            if self._fresh(self._last_network, now):
+                assert self._last_network is not None
+                return self._last_network
+            sample = self._read_network(now)
+            self._last_network = sample
+            return sample
+
+    def process_tree(self, pids: Collection[int]) -> ProcessTreeSample:
+        """CPU, RSS and GPU memory of the processes `pids` (cached like `sample()`).
+
+        The GPU part reads NVML's running-process list (~4.5 ms a GPU), so only a caller that
+        records it asks for this group.
+        """
+        with self._lock:
+            now = self._clock()
+            if self._fresh(self._last_tree, now):
+                assert self._last_tree is not None
+                return self._last_tree
+            if not self._nvml_tried:
+                self._open_nvml()
+            sample = self._read_tree(now, set(pids))
+            self._last_tree = sample
+            return sample
+
     def close(self) -> None:
         """Release NVML if we initialised it; safe to call twice. A later sample reopens it."""
         with self._lock:
@@ -135,6 +202,8 @@ class Telemetry:
                 self._nvml_tried = False
                 self._devices = ()
             self._last = None
+            self._last_network = None
+            self._last_tree = None
 
     def _open_nvml(self) -> None:
         """Initialise NVML once and list the GPUs; on failure keep a note instead."""
@@ -219,3 +288,103 @@ class Telemetry:
             return None
         percent = (busy - previous[0]) / (total - previous[1]) * 100.0
         return min(max(percent, 0.0), 100.0)
+
+    def _read_network(self, now: float) -> NetworkSample:
+        """Rates from the per-interface byte counters; loopback traffic is not the network."""
+        counters = _soft(lambda: psutil.net_io_counters(pernic=True))
+        if counters is None:
+            self._net_counters = None
+            return NetworkSample(time=now, rx_bytes_per_s=None, tx_bytes_per_s=None)
+        current = {
+            name: (int(counter.bytes_recv), int(counter.bytes_sent))
+            for name, counter in counters.items()
+            if not _is_loopback(name)
+        }
+        previous, self._net_counters = self._net_counters, current
+        last = self._last_network
+        if previous is None or last is None or now <= last.time:
+            return NetworkSample(time=now, rx_bytes_per_s=None, tx_bytes_per_s=None)
+        received = sent = 0
+        # Interfaces that came or went in between, and counters that wrapped, are left out.
+        for name, (rx, tx) in current.items():
+            if name in previous:
+                received += max(rx - previous[name][0], 0)
+                sent += max(tx - previous[name][1], 0)
+        elapsed = now - last.time
+        return NetworkSample(
+            time=now, rx_bytes_per_s=received / elapsed, tx_bytes_per_s=sent / elapsed
+        )
+
+    def _read_tree(self, now: float, pids: set[int]) -> ProcessTreeSample:
+        """CPU seconds and RSS per process; the CPU share from the difference to last time."""
+        previous = self._tree
+        current: dict[int, tuple[psutil.Process, float]] = {}
+        used = 0.0
+        rss = 0
+        continued = 0
+        for pid in sorted(pids):
+            reading = self._read_process(previous.get(pid), pid)
+            if reading is None:
+                continue
+            process, cpu_s, rss_bytes = reading
+            if pid in previous and previous[pid][0] is process:
+                used += max(cpu_s - previous[pid][1], 0.0)
+                continued += 1
+            current[pid] = (process, cpu_s)
+            rss += rss_bytes
+        self._tree = current
+        last = self._last_tree
+        cpu_pct = None
+        # Only processes read both times have a difference; a new one counts from next time.
+        if last is not None and now > last.time and continued:
+            cpu_pct = used / (now - last.time) * 100.0
+        return ProcessTreeSample(
+            time=now,
+            processes=len(current),
+            cpu_pct=cpu_pct,
+            rss_mib=rss / _MIB if current else None,
+            gpu_memory_mib=self._read_process_gpu_memory(set(current)),
+        )
+
+    @staticmethod
+    def _read_process(
+        known: tuple[psutil.Process, float] | None, pid: int
+    ) -> tuple[psutil.Process, float, int] | None:
+        """(process, CPU seconds, RSS bytes), or None once it is gone or unreadable."""
+        try:
+            process = known[0] if known is not None and known[0].is_running() else None
+            process = process or psutil.Process(pid)
+            with process.oneshot():
+                times = process.cpu_times()
+                memory = process.memory_info()
+        except psutil.Error:
+            return None
+        # Children are counted as processes of their own, so their times are not added here.
+        return process, float(times.user + times.system), int(memory.rss)
+
+    def _read_process_gpu_memory(self, pids: set[int]) -> tuple[tuple[int, float], ...]:
+        """MiB each GPU holds for `pids`, from NVML's list of compute processes per GPU."""
+        if not self._nvml_initialised or not pids:
+            return ()
+        held: list[tuple[int, float]] = []
+        for index, handle, _name in self._devices:
+            running = self._running_processes(handle)
+            if running is None:
+                continue
+            total = 0
+            for process in running:
+                # usedGpuMemory is None where the driver cannot say (Windows WDDM).
+                memory = getattr(process, "usedGpuMemory", None)
+                if getattr(process, "pid", None) in pids and isinstance(memory, int):
+                    total += memory
+            held.append((index, total / _MIB))
+        return tuple(held)
+
+    def _running_processes(self, handle: Any) -> list[Any] | None:
+        nvml = self._nvml
+        return _soft(lambda: list(nvml.nvmlDeviceGetComputeRunningProcesses(handle)))
+
+
+def _is_loopback(interface: str) -> bool:
+    # Linux names it lo, the BSDs and macOS lo0.
+    return interface == "lo" or (interface.startswith("lo") and interface[2:].isdigit())

@@ -1,12 +1,13 @@
-"""The monitor screen: a run's log, loss chart, progress, GPUs, state, and the keys to steer it.
+"""The monitor screen: a run's log, loss chart, progress, GPUs, nodes, state, and its keys.
 
 One thread worker does everything slow: the checks before launch, creating the run folder,
 starting the supervisor, then following the run folder. It parses nothing of the training's
 output: the supervisor already did, into metrics.jsonl and status.json, which the worker reads
 along with train.log split into lines. It hands the UI small batches through
 `call_from_thread`, which waits for the UI to take each one, so a flood of output slows the
-reader, never the screen. The run itself belongs to its supervisor:
-leaving this screen or quitting the app leaves it running.
+reader, never the screen. The GPU panel and the cluster table (every node's heartbeat, read
+from the run folder) poll in workers of their own, once a second. The run itself belongs to its
+supervisor: leaving this screen or quitting the app leaves it running.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from vlm_tui.core.run_state import TOKENS_PER_SECOND_KEY, clock
 from vlm_tui.core.supervisor_handle import RecordedSupervisor, Supervisor
 from vlm_tui.core.telemetry import Telemetry
 from vlm_tui.tui.setup_values import error_text
+from vlm_tui.tui.widgets.cluster_table import ClusterTable
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel
 from vlm_tui.tui.widgets.log_view import LogView
 from vlm_tui.tui.widgets.loss_chart import LossChart, LossHistory, LossSeries
@@ -208,6 +210,13 @@ class _Figures:
 
 
 class MonitorScreen(Screen[None]):
+    # The cluster table's lines come out of the log's share of the screen, not the chart's.
+    DEFAULT_CSS = """
+    #monitor-bottom {
+        height: 3fr;
+    }
+    """
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "stop", "Stop (saves)"),
         Binding("K", "force_stop", "Force stop"),
@@ -263,7 +272,9 @@ class MonitorScreen(Screen[None]):
                 yield ProgressBar(id="progress", show_eta=False)
                 yield Static("", id="progress-line", markup=False)
                 yield GpuPanel(self.telemetry, id="gpu-panel")
-        yield LogView(id="log-view")
+        with Vertical(id="monitor-bottom"):
+            yield ClusterTable(self.paths, id="cluster-table")
+            yield LogView(id="log-view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -369,6 +380,7 @@ class MonitorScreen(Screen[None]):
         lines += ["", command_line(launch_plan.shown()), f"{PREFIX} run folder: {paths.root}"]
         self._add_lines(lines)
         self.sub_title = f"run: {paths.root.name}"
+        self.query_one(ClusterTable).follow(paths)
 
     def _absorb(self, hand_over: HandOver) -> None:
         view = self.view
