@@ -247,3 +247,23 @@ def test_resume_plans_from_the_newest_checkpoint_and_numbers_steps_from_it(
     command = json.loads((run / "command.json").read_text())
     assert command["start_step"] == 12
     assert f"resume_from_checkpoint: {output / 'checkpoint-12'}" in (run / "config.yml").read_text()
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path, unbuffered: str) -> None:
+    # `vlm-tui runs | head -1` with a long list: the pipe closes while vlm-tui still writes.
+    recorded(tmp_path / "runs", "20261124T100000Z-alpha")
+    env = clean_environ({"PYTHONUNBUFFERED": unbuffered})
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "vlm_tui", "runs"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert listing.stdout is not None and listing.stderr is not None
+    # Closed before the interpreter has even started: its first write finds no reader.
+    listing.stdout.close()
+    errors = listing.stderr.read().decode()
+    assert listing.wait(timeout=60) == 141
+    assert errors == ""

@@ -129,6 +129,8 @@ def build_run_parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a process ended by SIGPIPE, which is how `head` ends a writer.
+CLOSED_PIPE = 128 + 13
 RUN_HELP = "Runs are the folders under runs/ in the current directory."
 RUN_COMMANDS = ("attach", "runs", "stop", "status")
 # Errors about these are named as flags even though they are not form fields.
@@ -146,10 +148,21 @@ def main(argv: list[str] | None = None) -> int:
         options = build_parser(f"vlm-tui {command}" if command else "vlm-tui").parse_args(args)
     try:
         if command == "doctor":
-            return _doctor(options)
-        if command in RUN_COMMANDS:
-            return _run_command(command, options)
-        return _run(options)
+            code = _doctor(options)
+        elif command in RUN_COMMANDS:
+            code = _run_command(command, options)
+        else:
+            code = _run(options)
+        # Inside the try: with buffered output a closed pipe only shows up at this flush.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # `vlm-tui runs | head`: the reader has gone, which is no error of ours. stdout now
+        # points at /dev/null so the flush at exit cannot fail again; a run being followed
+        # goes on under its supervisor, as when a terminal closes.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return CLOSED_PIPE
     except UserError as error:
         # Our own settings are named as flags; axolotl's keys as they appear in the YAML.
         known = error.field in FIELDS_BY_NAME or error.field in OWN_FLAGS
