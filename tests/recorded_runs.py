@@ -1,17 +1,16 @@
 """Run folders written by hand, as the supervisor would leave them once a run has ended.
 
-`record_output` puts a finished run's output through the supervisor's own steps (the parser
-named by command.json, RunState, metric_record) into train.log, metrics.jsonl and the output
+`record_output` puts a finished run's output through the supervisor's own step (the parser
+named by command.json and run_state.OutputRecorder) into train.log, metrics.jsonl and the output
 part of status.json, so screens that read those see what a real run leaves behind.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
-from vlm_tui.core.run_state import RunState, metric_record, parser_for_run
+from vlm_tui.core.run_state import OutputRecorder, RunState, parser_for_run
 
 
 def record_output(paths: RunPaths, output: str, status: dict[str, Any], at: float = 0.0) -> None:
@@ -19,11 +18,8 @@ def record_output(paths: RunPaths, output: str, status: dict[str, Any], at: floa
     paths.log.write_text(output, encoding="utf-8")
     parser = parser_for_run(read_json(paths.command) or {})
     state = RunState()
-    records = []
-    for event in [*parser.feed(output.encode()), *parser.finish()]:
-        state.apply(event)
-        record = metric_record(event, at)
-        if record is not None:
-            records.append(json.dumps(record, allow_nan=False) + "\n")
-    paths.metrics.write_text("".join(records), encoding="utf-8")
+    with paths.metrics.open("w", encoding="utf-8") as metrics:
+        recorder = OutputRecorder(parser, state, metrics)
+        recorder.feed(output.encode(), at)
+        recorder.finish(at)
     write_json_atomic(paths.status, {**state.status_fields(), **status})

@@ -821,6 +821,29 @@ def test_prefixes_and_ansi_codes_do_not_hide_a_message() -> None:
         assert hint_for_line(decorated) == expected, decorated
 
 
+ALL_LOGS = sorted([*DISTRIBUTED.glob("*.log"), *FAILURES.glob("*.log")])
+
+
+@pytest.mark.parametrize("path", ALL_LOGS, ids=lambda path: path.name)
+def test_feeding_lines_together_gives_what_feeding_them_one_by_one_gives(path: Path) -> None:
+    lines = read_lines(path)
+    one_by_one = scan(lines)
+    together = FailureScanner()
+    # In the batches the supervisor makes (one per read), coloured lines among them.
+    for start in range(0, len(lines), 7):
+        batch = lines[start : start + 7]
+        together.feed_lines([f"\x1b[31m{line}\x1b[0m" if start % 2 else line for line in batch])
+    assert together.best == one_by_one.best
+    assert together.best is not None
+
+
+def test_lines_fed_together_without_a_needle_give_no_hint() -> None:
+    scanner = FailureScanner()
+    scanner.feed_lines(read_lines(FIXTURES / "axolotl_demo_run.log"))
+    scanner.feed_lines([])
+    assert scanner.best is None
+
+
 def test_scanner_keeps_the_first_of_equal_priority() -> None:
     scanner = FailureScanner()
     first = scanner.feed(

@@ -256,6 +256,123 @@ def test_each_bar_is_its_own_progress_in_one_feed() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# The fast paths for redraws change no event
+
+
+def _state(step: int, total: int = 20, desc: str = "", tail: str = "") -> str:
+    """A tqdm bar at `step`; states of one bar share a form unless the digit count changes."""
+    prefix = f"{desc}: " if desc else ""
+    return f"\r{prefix}{50:3d}%|#####     | {step}/{total} [00:0{step % 10}<00:01, 5.00it/s]{tail}"
+
+
+def parse_slowly(data: bytes, cuts: Iterable[int] = (), logging_steps: int = 1) -> list[Event]:
+    """`parse` with every segment read by the regexes: no redraw skipped, no bar read by form."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(output_parser._BarForm, "redraw", lambda self, bar_text: None)
+        patch.setattr(output_parser._BarForm, "progress", lambda self, text: None)
+        return parse(data, cuts, logging_steps=logging_steps)
+
+
+REDRAW_CASES = {
+    "a flood, a clear and a dict": "".join(_state(n) for n in range(1, 10))
+    + "\r"
+    + " " * 40
+    + "\r{'loss': '1.5', 'epoch': '0.1'}\n",
+    # Same form, other total: another bar, whose redraws do not collapse into this one's.
+    "two totals": _state(1) + _state(1, 21) + _state(2) + _state(2, 21) + _state(3) + "\n",
+    # Same form, descriptions that differ in a digit only.
+    "two described bars": _state(1, desc="Map 1")
+    + _state(1, desc="Map 2")
+    + _state(2, desc="Map 1")
+    + "\n",
+    "text between redraws": _state(1) + "\rsome text" + _state(2) + _state(3) + "\n",
+    "escapes and padding": _state(1, tail="  ")
+    + "\r\x1b[33m"
+    + _state(2)[1:]
+    + _state(3, tail="\x1b[A")
+    + _state(4)
+    + _state(5, tail="[2026-11-24 11:14:02,823] [INFO] [axolotl.train] after the bar")
+    + "\n",
+    "digit count changes": "".join(_state(n, 1000) for n in (8, 9, 10, 11, 99, 100)) + "\n",
+    "a line cut by a newline inside": _state(1) + _state(2) + "\n" + _state(3) + _state(4),
+}
+
+
+@pytest.mark.parametrize("data", REDRAW_CASES.values(), ids=list(REDRAW_CASES))
+def test_redraw_fast_paths_give_the_slow_paths_events(data: str) -> None:
+    raw = data.encode()
+    for cuts in ([], [7], list(range(0, len(raw), 50))):
+        assert repr(parse(raw, cuts)) == repr(parse_slowly(raw, cuts))
+
+
+def test_redraws_replaced_in_the_same_feed_collapse_to_the_last() -> None:
+    events = parse(REDRAW_CASES["a flood, a clear and a dict"].encode())
+    progress, dict_line, metrics = events
+    assert isinstance(progress, Progress) and (progress.step, progress.total) == (9, 20)
+    assert dict_line == LogLine("{'loss': '1.5', 'epoch': '0.1'}", metrics=True)
+    assert metrics == Metrics(9, {"loss": 1.5, "epoch": 0.1})
+    totals = of_type(parse(REDRAW_CASES["two totals"].encode()), Progress)
+    assert [(p.step, p.total) for p in totals] == [(1, 20), (1, 21), (2, 20), (2, 21), (3, 20)]
+
+
+def test_a_redraw_of_the_bar_reported_live_is_not_reported_twice() -> None:
+    parser = OutputParser()
+    assert of_type(parser.feed(_state(1).encode()), Progress)[0].step == 1
+    # The live bar completes, then two more states of it arrive in the same feed.
+    events = parser.feed((_state(2) + _state(3) + "\n").encode())
+    assert [type(e).__name__ for e in events] == ["Progress", "LogLine"]
+    assert of_type(events, Progress)[0].step == 3
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(
+        st.one_of(
+            st.builds(
+                _state,
+                st.integers(0, 120),
+                st.sampled_from([20, 21, 99, 100]),
+                st.sampled_from(["", "", "Map 1", "Map 2", "a: b"]),
+                st.sampled_from(["", "", "  ", "\x1b[A", "x"]),
+            ),
+            st.sampled_from(["\r", "\n", "\r ", "\r{'loss': '2'}\n", "\rtext", "\x1b[33m"]),
+        ),
+        max_size=40,
+    ),
+    cuts=st.lists(st.integers(0, 3000), max_size=4),
+)
+def test_redraw_fast_paths_give_the_slow_paths_events_on_any_mix(
+    parts: list[str], cuts: list[int]
+) -> None:
+    data = "".join(parts).encode()
+    assert repr(parse(data, cuts)) == repr(parse_slowly(data, cuts))
+
+
+def test_log_line_fields_are_read_on_first_use() -> None:
+    text = "[rank2]: [2026-11-24 11:14:02,823] [ERROR] [axolotl.x] [RANK:3] m"
+    line = LogLine.of_text(text)
+    assert (line.level, line.logger, line.rank) == output_parser.classify_line(text)
+    assert (line.level, line.logger, line.rank) == ("ERROR", "axolotl.x", 3)
+    assert line == LogLine(text, "ERROR", "axolotl.x", 3)
+    assert line != LogLine(text, "ERROR", "axolotl.x", 3, metrics=True)
+    assert hash(line) == hash(LogLine(text, "ERROR", "axolotl.x", 3))
+    assert repr(LogLine("x")) == "LogLine(text='x', level=None, logger=None, rank=None)"
+
+
+def test_progress_times_are_read_on_first_use() -> None:
+    parsed = parse_bar(" 10%|█         | 2/20 [00:05<00:45,  2.50s/it]")
+    assert parsed is not None
+    progress = parsed[0]
+    assert progress == Progress(2, 20, 0.4, 5.0, 45.0, "")
+    assert hash(progress) == hash(Progress(2, 20, 0.4, 5.0, 45.0, ""))
+    assert repr(progress) == (
+        "Progress(step=2, total=20, steps_per_second=0.4, elapsed_s=5.0, remaining_s=45.0, "
+        "description='')"
+    )
+    assert progress != LogLine("x")
+
+
+# ---------------------------------------------------------------------------------------------
 # Never raises: fuzzing
 
 FRAGMENTS = [

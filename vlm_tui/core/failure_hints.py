@@ -838,6 +838,17 @@ class FailureScanner:
             self._best = hint
         return hint
 
+    def feed_lines(self, texts: list[str]) -> None:
+        """feed() each line; ordinary lines, nearly all of a log, cost one prefilter search
+        over them all together (no needle holds a newline, so none spans two lines)."""
+        if not texts:
+            return
+        joined = "\n".join(texts)
+        if "\x1b" not in joined and _PREFILTER.search(joined) is None:
+            return
+        for text in texts:
+            self.feed(text)
+
     def feed_exit(self, exit_code: int) -> FailureHint | None:
         """How the training ended; it fills `best` only if no line explained more."""
         hint = hint_for_exit_code(exit_code)

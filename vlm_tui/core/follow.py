@@ -44,8 +44,7 @@ class RunFollower:
             events.extend(self.parser.finish())
             self.ended = True
             self.close()
-        for event in events:
-            self.state.apply(event)
+        self.state.absorb(events)
         return events
 
     def _read_into(self, events: list[Event], max_bytes: int) -> bool:

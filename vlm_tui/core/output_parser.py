@@ -11,6 +11,12 @@ each physical line gives one LogLine: its last non-bar segment (a dict written b
 after clearing the bar, or a log line printed right after a bar), plus the final bar when the
 line ends with one. Metric dicts carry no step: it is inferred from the trainer's bar and
 logging_steps (see ``_dict``).
+
+Most of a training's output is redraws of one bar, so they cost little: a redraw that a later
+redraw of the same bar in the same feed replaces is recognised by its form (its text with
+digits as '0') and skipped, another state of a known bar is read by slicing rather than by the
+regexes, and what nothing may read (a line's level, a bar's rate and times) is parsed on first
+use. bench/parser_throughput.py measures it.
 """
 
 from __future__ import annotations
@@ -60,26 +66,165 @@ _BOX_MAX_LINES = 400
 # Events
 
 
-@dataclass(frozen=True, slots=True)
 class LogLine:
-    """A complete physical line as a log view shows it (ANSI codes stripped)."""
+    """A complete physical line as a log view shows it (ANSI codes stripped).
 
-    text: str
-    level: str | None
-    logger: str | None
-    rank: int | None
+    level, logger and rank are read from the text when first asked for: a log view needs only
+    the text, and classifying every line of a flood would cost more than parsing the rest.
+    `metrics` says the line is a dict the parser read as a Metrics, EvalMetrics or Summary event.
+    Read-only, like the other events.
+    """
+
+    __slots__ = ("_fields", "metrics", "text")
+
+    def __init__(
+        self,
+        text: str,
+        level: str | None = None,
+        logger: str | None = None,
+        rank: int | None = None,
+        *,
+        metrics: bool = False,
+    ) -> None:
+        self.text = text
+        self.metrics = metrics
+        self._fields: tuple[str | None, str | None, int | None] | None = (level, logger, rank)
+
+    @classmethod
+    def of_text(cls, text: str, *, metrics: bool = False) -> LogLine:
+        """A line whose level, logger and rank are read from its text on first use."""
+        line = cls.__new__(cls)
+        line.text = text
+        line.metrics = metrics
+        line._fields = None
+        return line
+
+    def _read(self) -> tuple[str | None, str | None, int | None]:
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = classify_line(self.text)
+        return fields
+
+    @property
+    def level(self) -> str | None:
+        return self._read()[0]
+
+    @property
+    def logger(self) -> str | None:
+        return self._read()[1]
+
+    @property
+    def rank(self) -> int | None:
+        return self._read()[2]
+
+    def _key(self) -> tuple[str, str | None, str | None, int | None, bool]:
+        return (self.text, *self._read(), self.metrics)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LogLine:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        level, logger, rank = self._read()
+        return (
+            f"LogLine(text={self.text!r}, level={level!r}, logger={logger!r}, rank={rank!r}"
+            f"{', metrics=True' if self.metrics else ''})"
+        )
 
 
-@dataclass(frozen=True, slots=True)
 class Progress:
-    """One state of a tqdm bar."""
+    """One state of a tqdm bar.
 
-    step: int
-    total: int | None
-    steps_per_second: float | None
-    elapsed_s: float | None
-    remaining_s: float | None
-    description: str
+    The rate and times of a parsed bar are read from its text when first asked for: status.json
+    shows them once a second, while a bar may be redrawn thousands of times in that second.
+    Read-only, like the other events.
+    """
+
+    __slots__ = ("_raw", "_timing", "description", "step", "total")
+
+    def __init__(
+        self,
+        step: int,
+        total: int | None,
+        steps_per_second: float | None,
+        elapsed_s: float | None,
+        remaining_s: float | None,
+        description: str,
+    ) -> None:
+        self.step = step
+        self.total = total
+        self.description = description
+        self._timing: tuple[float | None, float | None, float | None] | None = (
+            steps_per_second,
+            elapsed_s,
+            remaining_s,
+        )
+        self._raw: tuple[str | None, str | None, str | None] = (None, None, None)
+
+    @classmethod
+    def of_bar(
+        cls,
+        step: int,
+        total: int | None,
+        description: str,
+        rate: str | None,
+        elapsed: str | None,
+        remaining: str | None,
+    ) -> Progress:
+        """A state whose rate and times are parsed from the bar's texts on first use."""
+        progress = cls.__new__(cls)
+        progress.step = step
+        progress.total = total
+        progress.description = description
+        progress._timing = None
+        progress._raw = (rate, elapsed, remaining)
+        return progress
+
+    def _times(self) -> tuple[float | None, float | None, float | None]:
+        timing = self._timing
+        if timing is None:
+            rate, elapsed, remaining = self._raw
+            try:
+                timing = (parse_rate(rate), parse_interval(elapsed), parse_interval(remaining))
+            except (ValueError, OverflowError):  # the bar regex rules these out; never raise
+                timing = (None, None, None)
+            self._timing = timing
+        return timing
+
+    @property
+    def steps_per_second(self) -> float | None:
+        return self._times()[0]
+
+    @property
+    def elapsed_s(self) -> float | None:
+        return self._times()[1]
+
+    @property
+    def remaining_s(self) -> float | None:
+        return self._times()[2]
+
+    def _key(self) -> tuple[int, int | None, float | None, float | None, float | None, str]:
+        return (self.step, self.total, *self._times(), self.description)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Progress:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        rate, elapsed, remaining = self._times()
+        return (
+            f"Progress(step={self.step!r}, total={self.total!r}, steps_per_second={rate!r}, "
+            f"elapsed_s={elapsed!r}, remaining_s={remaining!r}, "
+            f"description={self.description!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,36 +423,132 @@ def parse_rate(text: str | None) -> float | None:
     return value if text.endswith("/s") else None
 
 
-def parse_bar(segment: str) -> tuple[Progress, int] | None:
-    """A tqdm bar at the start of a cleaned segment: the Progress and where the bar ends."""
+def _bar_match(segment: str) -> re.Match[str] | None:
+    """The regex match of a tqdm bar at the start of a cleaned segment, if there is one."""
     head = segment[:_BAR_SCAN_CHARS]
     # Cheap test first: almost every log line fails it, and no bar does.
     if "%|" not in head and (" [" not in head or ("/s" not in head and "s/" not in head)):
         return None
-    m = None
     if "%" in head:
         m = _BAR_TOTAL.match(segment, 0, _BAR_SCAN_CHARS)
-    if m is None:
-        m = _BAR_NOTOTAL.match(segment, 0, _BAR_SCAN_CHARS)
-        if m is None or m.group("rate") is None:
+        if m is not None:
+            return m
+    m = _BAR_NOTOTAL.match(segment, 0, _BAR_SCAN_CHARS)
+    return m if m is not None and m.group("rate") is not None else None
+
+
+def _bar_progress(m: re.Match[str]) -> Progress:
+    total = _count(m.group("total")) if m.re is _BAR_TOTAL else None
+    n, desc, rate, elapsed, remaining = m.group("n", "desc", "rate", "el", "rem")
+    return Progress.of_bar(_count(n), total, desc or "", rate, elapsed, remaining)
+
+
+def parse_bar(segment: str) -> tuple[Progress, int] | None:
+    """A tqdm bar at the start of a cleaned segment: the Progress and where the bar ends."""
+    m = _bar_match(segment)
+    return None if m is None else (_bar_progress(m), m.end())
+
+
+# Digits as '0': two states of one bar differ in their numbers only, so they share this form.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DIGIT = re.compile(r"[0-9]")
+_FIELDS = ("n", "total", "desc", "rate", "el", "rem")
+
+
+def _form(text: str) -> bytes:
+    # feed() decodes everything it is given, so the text holds no surrogate to fail on.
+    return text.encode().translate(_DIGITS_AS_ZERO)
+
+
+class _BarForm:
+    """The form of a parsed bar with a total: its text with digits as '0', and its fields' spans.
+
+    The bar regexes treat every digit alike, so a text of the same form is a bar too, matched
+    the same way: same spans, nothing after it. Another state of the bar is read by slicing at
+    those spans, and an earlier redraw of the same bar (same description and total, which may
+    hold digits) is told apart from anything else without the regexes.
+    """
+
+    __slots__ = ("_redraw", "_total", "described", "form", "head", "length", "plain_step", "spans")
+
+    def __init__(self, bar_text: str, m: re.Match[str]) -> None:
+        self.length = len(bar_text)
+        self.form = _form(bar_text)
+        # The text before the first digit: a quick no for text that is not such a bar.
+        first_digit = _DIGIT.search(bar_text)
+        self.head = bar_text[: first_digit.start()] if first_digit else bar_text
+        self.spans = tuple(m.span(name) for name in _FIELDS)
+        desc_end = m.end("desc")
+        # Where the description holds no digit, the form alone compares it.
+        self.described = desc_end > 0 and any(char.isdigit() for char in bar_text[:desc_end])
+        # A step of bare digits (no "1.5k") in the form is one in every text of the form.
+        self.plain_step = bar_text[m.start("n") : m.end("n")].isdigit()
+        self._total = ("", 0)  # the last total read, as text and number
+        self._redraw: _Redraw | None = None
+
+    def progress(self, text: str) -> Progress | None:
+        """The state a text starting with a bar of this form shows, if it does."""
+        length = self.length
+        if not text.startswith(self.head) or len(text) < length:
             return None
-        total = None
-    else:
-        total = _count(m.group("total"))
-    progress = Progress(
-        step=_count(m.group("n")),
-        total=total,
-        steps_per_second=parse_rate(m.group("rate")),
-        elapsed_s=parse_interval(m.group("el")),
-        remaining_s=parse_interval(m.group("rem")),
-        description=m.group("desc") or "",
-    )
-    return progress, m.end()
+        if _form(text[:length]) != self.form:
+            return None
+        n, total, desc, rate, elapsed, remaining = self.spans
+        step = text[n[0] : n[1]]
+        total_text = text[total[0] : total[1]]
+        if total_text != self._total[0]:
+            self._total = (total_text, _count(total_text))
+        return Progress.of_bar(
+            int(step) if self.plain_step else _count(step),
+            self._total[1],
+            text[desc[0] : desc[1]] if desc[0] >= 0 else "",
+            text[rate[0] : rate[1]] if rate[0] >= 0 else None,
+            text[elapsed[0] : elapsed[1]],
+            text[remaining[0] : remaining[1]] if remaining[0] >= 0 else None,
+        )
+
+    def redraw(self, bar_text: str) -> _Redraw:
+        """What an earlier redraw of this bar of this form is like (the last one is kept: one
+        bar is redrawn over and over)."""
+        known = self._redraw
+        if known is None or not known.is_same_bar(bar_text):
+            known = self._redraw = _Redraw(self, bar_text)
+        return known
+
+
+class _Redraw:
+    """What an earlier state of one bar, drawn alone, is like: a segment of the bar's form
+    (every character but the digits alike) with the same total and description."""
+
+    __slots__ = ("description", "form", "total", "total_at")
+
+    def __init__(self, form: _BarForm, bar_text: str) -> None:
+        self.form = form.form
+        self.total_at, end = form.spans[1]
+        self.total = bar_text[self.total_at : end]
+        self.description = bar_text[: form.spans[2][1]] if form.described else None
+
+    def fields(self) -> tuple[bytes, str, int, str | None]:
+        """form, total, where the total starts, description (None: the form compares it)."""
+        return self.form, self.total, self.total_at, self.description
+
+    def is_same_bar(self, raw: str) -> bool:
+        """Of a segment of this form: does it show the same total and description?"""
+        return raw.startswith(self.total, self.total_at) and (
+            self.description is None or raw.startswith(self.description)
+        )
+
+
+# What _segments makes of an empty segment: blank, no bar.
+_BLANK: tuple[str, Progress | None, int, _BarForm | None] = ("", None, 0, None)
+
+_QUOTES = ("'", '"')
+_NUMBER_MAX_CHARS = 64
 
 
 def _number(raw: str) -> float | int | None:
     raw = raw.strip()
-    if not raw or len(raw) > 64:
+    if not raw or len(raw) > _NUMBER_MAX_CHARS:
         return None
     first = raw[0]
     if first == "'" or first == '"':
@@ -333,10 +574,61 @@ def parse_dict(text: str) -> tuple[list[str], dict[str, float | int]]:
     values: dict[str, float | int] = {}
     for _quote, key, raw in _DICT_PAIR.findall(text):
         keys.append(key)
+        if raw[:1] in _QUOTES:
+            # Most values (transformers 5 quotes its floats); _number's first case, inlined.
+            if len(raw) <= _NUMBER_MAX_CHARS:
+                try:
+                    number = float(raw[1:-1])
+                except ValueError:
+                    continue
+                values[key] = number
+            continue
         value = _number(raw)
         if value is not None:
             values[key] = value
     return keys, values
+
+
+def _without_rank(text: str) -> tuple[str, int | None]:
+    """A line without torchrun's "[rankN]: " prefix, and N."""
+    if text.startswith("[rank"):
+        m = _RANK_PREFIX.match(text)
+        if m is not None:
+            return text[m.end() :], int(m.group(1))
+    return text, None
+
+
+def _log_prefix(body: str) -> tuple[str | None, str | None, int | None, int]:
+    """A logging prefix at the start of a line: level, logger, rank and where the message starts.
+
+    axolotl's format, torch's glog one and logging.basicConfig's; (None, None, None, 0) if none.
+    """
+    first = body[:1]
+    if first == "[" and body[1:2].isdigit():
+        m = _AXOLOTL.match(body)
+        if m is not None:
+            rank = m.group("rank")
+            return m.group("level"), m.group("logger"), None if rank is None else int(rank), m.end()
+    if first and first in "[IWEF":
+        m = _GLOG.match(body)
+        if m is not None:
+            return _GLOG_LEVELS[m.group("level")], m.group("logger"), None, m.end()
+    if first and first in "DIWEC":
+        m = _BASIC.match(body)
+        if m is not None:
+            return m.group("level"), m.group("logger"), None, m.end()
+    return None, None, None, 0
+
+
+def classify_line(text: str) -> tuple[str | None, str | None, int | None]:
+    """The level, logger and rank a cleaned log line names (None where it names none)."""
+    body, rank = _without_rank(text)
+    level, logger, logged_rank, _ = _log_prefix(body)
+    if logged_rank is not None:
+        rank = logged_rank
+    if level is None and "Warning: " in body and _PYWARN.match(body) is not None:
+        level = "WARNING"
+    return level, logger, rank
 
 
 def _exception_line(body: str) -> bool:
@@ -406,7 +698,8 @@ class OutputParser:
         self._trainer_total: int | None = None
         self._trainer_step: int | None = None
         self._tracebacks: dict[int | None, _Traceback] = {}
-        self._bar_cache: tuple[str, tuple[Progress, int]] | None = None
+        # The form of the last bar with a total that the regexes read.
+        self._bar_form: _BarForm | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -414,7 +707,8 @@ class OutputParser:
         out: list[Event] = []
         try:
             # A str is accepted too, so a careless caller still gets events, not an error.
-            text = data if isinstance(data, str) else self._decoder.decode(bytes(data))
+            raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+            text = self._decoder.decode(raw)
             if text:
                 self._consume(text, out)
         except Exception as exc:  # never let a bug here kill the supervisor
@@ -461,21 +755,18 @@ class OutputParser:
                 self._parts.append(piece)
                 piece = self._take_pending()
             if "\r" in piece:
-                for seg in piece.split("\r"):
-                    self._segment(seg, out)
+                self._segments(piece, out)
             else:
                 self._segment(piece, out)
             self._end_line(out)
         if not tail:
             return
         if "\r" in tail:
-            segs = tail.split("\r")
-            tail = segs.pop()
-            for seg in segs:
-                if self._parts:
-                    self._parts.append(seg)
-                    seg = self._take_pending()
-                self._segment(seg, out)
+            done, _, tail = tail.rpartition("\r")
+            if self._parts:
+                self._parts.append(done)
+                done = self._take_pending()
+            self._segments(done, out)
         if tail:
             self._parts.append(tail)
             self._parts_len += len(tail)
@@ -516,26 +807,102 @@ class OutputParser:
 
     # -- segments and lines --------------------------------------------------------------------
 
+    def _segments(self, line: str, out: list[Event]) -> None:
+        """A line's complete segments (\\r-separated), in order.
+
+        A bar redraw that a later redraw of the same bar in the same feed replaces is skipped
+        unparsed: its Progress would collapse into the later one (only text segments, which
+        emit nothing until the line ends, may come between) and its text is not the line's
+        last. Most of a flood is such redraws.
+        """
+        raws = line.split("\r")
+        forms: list[bytes] | None = None  # each segment's form, once a redraw may be among them
+        # (cleaned segment, its bar's state, its bar's end); end -1: a raw segment too long.
+        kept: list[tuple[str, Progress | None, int]] = []
+        later: _Redraw | None = None  # the bar that the segments after this one redraw
+        first_kept = False  # is the first segment processed (it may be the live bar)?
+        index = len(raws) - 1
+        while index >= 0:
+            raw = raws[index]
+            first_kept = index == 0
+            index -= 1
+            if len(raw) > MAX_LINE_CHARS:
+                kept.append((raw, None, -1))
+                later = None  # it is cut into lines, which end any collapse
+                continue
+            seg, progress, end, form = self._classify(raw) if raw else _BLANK
+            if seg:
+                kept.append((seg, progress, end))
+            else:
+                first_kept = False  # blank (a cleared bar): nothing to process but the below
+            if progress is not None:
+                # A bar without a total has no form: its earlier redraws are parsed.
+                later = None if form is None else form.redraw(seg[:end])
+            if later is None or index < 0:
+                continue
+            # Skip the run of redraws of that bar just before this segment.
+            if forms is None:
+                forms = _form(line).split(b"\r")
+            shape, total, total_at, description = later.fields()
+            while (
+                index >= 0
+                and forms[index] == shape
+                and raws[index].startswith(total, total_at)
+                and (description is None or raws[index].startswith(description))
+            ):
+                index -= 1
+            if index < 0:
+                first_kept = False
+        # The first segment, completed now, may be the bar already reported live: it is
+        # compared with that bar if it is processed, and the report is moot otherwise.
+        if not first_kept:
+            self._live_bar = None
+        for seg, progress, end in reversed(kept):
+            if end < 0:
+                self._segment(seg, out)
+            else:
+                self._classified_segment(seg, progress, end, out)
+
     def _segment(self, raw: str, out: list[Event]) -> None:
         """A segment ended by \\r or \\n: a bar redraw, text, or blank."""
         while len(raw) > MAX_LINE_CHARS:
             self._segment(raw[:MAX_LINE_CHARS], out)
             self._end_line(out)
             raw = raw[MAX_LINE_CHARS:]
-        live, self._live_bar = self._live_bar, None
+        seg, progress, end, _ = self._classify(raw)
+        self._classified_segment(seg, progress, end, out)
+
+    def _classify(self, raw: str) -> tuple[str, Progress | None, int, _BarForm | None]:
+        """A segment cleaned ("" when blank) and the bar it starts with: its state, its end and
+        its form (None for a bar without a total).
+
+        A bar of the last form seen is read by slicing; another one by the regexes, and its
+        form is remembered (tqdm redraws one bar over and over).
+        """
         seg = clean_text(raw)
         if not seg or seg.isspace():
+            return "", None, 0, None
+        form = self._bar_form
+        if form is not None:
+            progress = form.progress(seg)
+            if progress is not None:
+                return seg, progress, form.length, form
+        m = _bar_match(seg)
+        if m is None:
+            return seg, None, 0, None
+        end = m.end()
+        if m.re is not _BAR_TOTAL:
+            return seg, _bar_progress(m), end, None
+        form = self._bar_form = _BarForm(seg[:end], m)
+        return seg, _bar_progress(m), end, form
+
+    def _classified_segment(
+        self, seg: str, progress: Progress | None, end: int, out: list[Event]
+    ) -> None:
+        live, self._live_bar = self._live_bar, None
+        if not seg:
             return
-        cache = self._bar_cache
-        if cache is not None and cache[0] == seg:
-            # tqdm redraws the same bar after each tqdm.write(): skip the regexes.
-            parsed: tuple[Progress, int] | None = cache[1]
-        else:
-            parsed = parse_bar(seg)
-            if parsed is not None:
-                self._bar_cache = (seg, parsed)
-        if parsed is not None:
-            progress, end = parsed
+        if progress is not None:
             bar_text = seg[:end]
             if bar_text != live:
                 self._emit_progress(progress, out)
@@ -580,45 +947,24 @@ class OutputParser:
     # -- one line of text ----------------------------------------------------------------------
 
     def _text(self, text: str, out: list[Event]) -> None:
-        rank: int | None = None
-        body = text
-        if text.startswith("[rank"):
-            m = _RANK_PREFIX.match(text)
-            if m is not None:
-                rank = int(m.group(1))
-                body = text[m.end() :]
-        level: str | None = None
-        logger: str | None = None
+        body, _ = _without_rank(text)
+        # Only a dict or a save line says more than the line itself; the logging prefix before
+        # them is matched only when one may follow (each of the save lines has "odel ").
         msg = body
-        first = body[:1]
-        if first == "[" and body[1:2].isdigit():
-            m = _AXOLOTL.match(body)
-            if m is not None:
-                level, logger = m.group("level"), m.group("logger")
-                if m.group("rank") is not None:
-                    rank = int(m.group("rank"))
-                msg = body[m.end() :]
-        if level is None and first in "[IWEF" and first:
-            m = _GLOG.match(body)
-            if m is not None:
-                level, logger = _GLOG_LEVELS[m.group("level")], m.group("logger")
-                msg = body[m.end() :]
-        if level is None and first in "DIWEC" and first:
-            m = _BASIC.match(body)
-            if m is not None:
-                level, logger = m.group("level"), m.group("logger")
-                msg = body[m.end() :]
-        if level is None and "Warning: " in body and _PYWARN.match(body) is not None:
-            level = "WARNING"
-        out.append(LogLine(text, level, logger, rank))
+        if "{" in body or "odel " in body:
+            msg = body[_log_prefix(body)[3] :]
+        record = self._dict(msg) if msg[:1] == "{" else None
+        line = LogLine.of_text(text, metrics=record is not None)
+        out.append(line)
 
         if self._tracebacks or body.startswith(_TB_HEAD):
-            self._traceback_line(body, rank, out)
+            self._traceback_line(body, line.rank, out)
 
+        if record is not None:
+            out.append(record)
+            return
         first = msg[:1]
-        if first == "{":
-            self._dict(msg, out)
-        elif first == "S":
+        if first == "S":
             if msg.startswith(_CKPT_PREFIX):
                 path = msg[len(_CKPT_PREFIX) :].strip()
                 m = _CHECKPOINT_STEP.search(path)
@@ -630,25 +976,27 @@ class OutputParser:
             path = msg[len(_COMPLETED_PREFIX) :].strip()
             out.append(TrainingCompleted(path[:-1] if path.endswith(".") else path))
 
-    def _dict(self, msg: str, out: list[Event]) -> None:
+    def _dict(self, msg: str) -> Metrics | EvalMetrics | Summary | None:
+        """The event a printed dict gives, if any (a training dict advances the step)."""
         msg = msg.rstrip()
         if not msg.endswith("}") or len(msg) > _DICT_MAX_CHARS:
-            return
+            return None
         keys, values = parse_dict(msg)
         if not keys:
-            return
+            return None
         if "train_runtime" in keys:
-            out.append(Summary(values))
-        elif any(key.startswith("eval_") for key in keys):
-            out.append(EvalMetrics(self._step, values))
-        elif "loss" in keys:
-            # The bar shown when the dict is printed is at most the true step (tqdm throttles
-            # redraws), and steps advance by logging_steps: the larger is the best guess.
-            step = self._step + self._logging_steps
-            if self._trainer_step is not None and self._trainer_step > step:
-                step = self._trainer_step
-            self._step = step
-            out.append(Metrics(step, values))
+            return Summary(values)
+        if "eval_" in msg and any(key.startswith("eval_") for key in keys):
+            return EvalMetrics(self._step, values)
+        if "loss" not in keys:
+            return None
+        # The bar shown when the dict is printed is at most the true step (tqdm throttles
+        # redraws), and steps advance by logging_steps: the larger is the best guess.
+        step = self._step + self._logging_steps
+        if self._trainer_step is not None and self._trainer_step > step:
+            step = self._trainer_step
+        self._step = step
+        return Metrics(step, values)
 
     # -- tracebacks ----------------------------------------------------------------------------
 

@@ -6,9 +6,11 @@ train.log folds the same events into its own RunState, so both see the same numb
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from vlm_tui.core.output_parser import (
     CheckpointSaved,
@@ -60,18 +62,25 @@ def json_number(value: float | int) -> float | int | str:
     return value
 
 
+def _json_values(values: Mapping[str, float | int]) -> Mapping[str, float | int | str]:
+    """Values as JSON can hold them (see json_number)."""
+    try:
+        # One C-level sum: finite only if every value is (an overflow just takes the long way).
+        if math.isfinite(sum(values.values())):
+            return values
+    except OverflowError:
+        pass
+    return {key: json_number(value) for key, value in values.items()}
+
+
 def metric_record(event: Event, time: float) -> dict[str, Any] | None:
     """The metrics.jsonl line for an event, or None for events that are not recorded."""
-    record: dict[str, Any]
     if isinstance(event, Metrics | EvalMetrics):
         kind = "train" if isinstance(event, Metrics) else "eval"
-        record = {"kind": kind, "time": round(time, 3), "step": event.step}
-        record.update({key: json_number(value) for key, value in event.values.items()})
-        return record
+        values = _json_values(event.values)
+        return {"kind": kind, "time": round(time, 3), "step": event.step, **values}
     if isinstance(event, Summary):
-        record = {"kind": "summary", "time": round(time, 3)}
-        record.update({key: json_number(value) for key, value in event.values.items()})
-        return record
+        return {"kind": "summary", "time": round(time, 3), **_json_values(event.values)}
     if isinstance(event, CheckpointSaved):
         return {
             "kind": "checkpoint",
@@ -84,6 +93,17 @@ def metric_record(event: Event, time: float) -> dict[str, Any] | None:
     if isinstance(event, TracebackEvent):
         return {"kind": "error", "time": round(time, 3), "error": event.error, "rank": event.rank}
     return None
+
+
+# One encoder for every record: json.dumps(record, allow_nan=False) builds a new one each call.
+_encode_record = json.JSONEncoder(allow_nan=False).encode
+_RECORDED = (Metrics, EvalMetrics, Summary, CheckpointSaved, ModelSaved, TracebackEvent)
+
+
+def metric_line(event: Event, time: float) -> str | None:
+    """metric_record as the line metrics.jsonl holds (JSON and a newline), or None."""
+    record = metric_record(event, time)
+    return None if record is None else _encode_record(record) + "\n"
 
 
 @dataclass
@@ -106,9 +126,26 @@ class RunState:
     failures: FailureScanner = field(default_factory=_failure_scanner)
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, LogLine):
-            self.failures.feed(event.text)
-        elif isinstance(event, Progress):
+        if type(event) is LogLine:
+            # A metric dict is the trainer's numbers, not a message: nothing to scan for.
+            if not event.metrics:
+                self.failures.feed(event.text)
+        else:
+            self._apply(event)
+
+    def absorb(self, events: Iterable[Event]) -> None:
+        """apply() each event, with one failure scan over all the lines (cheaper, same result)."""
+        lines = []
+        for event in events:
+            if type(event) is LogLine:
+                if not event.metrics:
+                    lines.append(event.text)
+            else:
+                self._apply(event)
+        self.failures.feed_lines(lines)
+
+    def _apply(self, event: Event) -> None:
+        if isinstance(event, Progress):
             # Dataset "Map" bars have a description; evaluation bars have none either, but
             # another total than the trainer's bar, which is the first one without a description.
             if (
@@ -135,9 +172,10 @@ class RunState:
                 self.tokens_per_second_per_gpu = float(tokens)
         elif isinstance(event, Summary):
             self.summary = dict(event.values)
-        elif isinstance(event, CheckpointSaved) and event.step is not None:
-            # A save without a step number is the final model going into output_dir.
-            self.checkpoints.append(event.path)
+        elif isinstance(event, CheckpointSaved):
+            if event.step is not None:
+                # A save without a step number is the final model going into output_dir.
+                self.checkpoints.append(event.path)
         elif isinstance(event, ModelSaved):
             self.model_saved_to = event.path
         elif isinstance(event, TracebackEvent):
@@ -175,3 +213,31 @@ class RunState:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+class OutputRecorder:
+    """The supervisor's work on each chunk of a training's output: parse it, fold the events
+    into the run's state, append their records to metrics.jsonl."""
+
+    def __init__(self, parser: OutputParser, state: RunState, metrics: IO[str]) -> None:
+        self.parser = parser
+        self.state = state
+        self.metrics = metrics
+
+    def feed(self, chunk: bytes, time: float) -> list[Event]:
+        """Record a chunk read at `time` (epoch seconds); its events, for whoever wants them."""
+        events = self.parser.feed(chunk)
+        self.record(events, time)
+        return events
+
+    def finish(self, time: float) -> list[Event]:
+        """Record what the end of the output completes (a last line, an open traceback)."""
+        events = self.parser.finish()
+        self.record(events, time)
+        return events
+
+    def record(self, events: list[Event], time: float) -> None:
+        self.state.absorb(events)
+        lines = [metric_line(event, time) for event in events if type(event) in _RECORDED]
+        self.metrics.write("".join(line for line in lines if line is not None))
+        self.metrics.flush()

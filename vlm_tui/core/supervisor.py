@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import resource
 import signal
@@ -42,7 +41,7 @@ import psutil
 from vlm_tui.core.environment import verification_lines
 from vlm_tui.core.node_telemetry import NodeRecorder
 from vlm_tui.core.run_record import RunPaths, iso, read_json, utc_now, write_json_atomic
-from vlm_tui.core.run_state import RunState, metric_record, parser_for_run
+from vlm_tui.core.run_state import OutputRecorder, RunState, parser_for_run
 
 POLL_SECONDS = 0.1
 PARSE_NICENESS = 5
@@ -222,7 +221,7 @@ class Supervisor:
         with contextlib.suppress(OSError):
             os.nice(PARSE_NICENESS)
         with self.paths.log.open("rb") as log_source, self.paths.metrics.open("a") as metrics:
-            return self._follow(log_source, metrics)
+            return self._follow(log_source, OutputRecorder(self.parser, self.state, metrics))
 
     def _verification_text(self) -> str:
         """The guide's verification lines, first in train.log so every front-end shows them."""
@@ -237,14 +236,14 @@ class Supervisor:
         )
         return "".join(line + "\n" for line in lines)
 
-    def _follow(self, log_source: BinaryIO, metrics: Any) -> int:
+    def _follow(self, log_source: BinaryIO, output: OutputRecorder) -> int:
         assert self.child is not None
         next_status = 0.0
         while True:
             exit_code = self.child.poll()
             chunk = log_source.read(READ_CHUNK)
             if chunk:
-                self._consume(self.parser.feed(chunk), metrics)
+                output.feed(chunk, time.time())
             now = time.monotonic()
             if self.force_deadline is not None and now >= self.force_deadline:
                 self._signal_group(signal.SIGKILL)
@@ -259,20 +258,11 @@ class Supervisor:
                 next_status = now + STATUS_EVERY_SECONDS
             if not chunk:
                 time.sleep(POLL_SECONDS)
-        self._consume(self.parser.finish(), metrics)
+        output.finish(time.time())
         # Workers the training forked (data loaders, ranks) must not outlive it; they are gone
         # before the end is recorded, so "stopped" means nothing of the run is left.
         self._clean_up()
         return self._finish(exit_code)
-
-    def _consume(self, events: list[Any], metrics: Any) -> None:
-        now = time.time()
-        for event in events:
-            self.state.apply(event)
-            record = metric_record(event, now)
-            if record is not None:
-                metrics.write(json.dumps(record, allow_nan=False) + "\n")
-        metrics.flush()
 
     def _finish(self, exit_code: int) -> int:
         if exit_code == 0:
