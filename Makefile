@@ -20,7 +20,10 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m bench.startup --write-markdown BENCHMARKS.md
+	$(BIN)/python -m bench.parser_throughput --write-markdown BENCHMARKS.md
 	$(BIN)/python -m bench.ui_flood --write-markdown BENCHMARKS.md
+	$(BIN)/python -m bench.training_overhead --write-markdown BENCHMARKS.md
+	$(BIN)/python -m bench.nvml_poll --write-markdown BENCHMARKS.md
 
 lint: setup
 	$(BIN)/ruff check vlm_tui tests bench
