@@ -51,6 +51,7 @@ READ_CHUNK = 1 << 20
 # How long the end of a run waits for the processes it SIGKILLed to be gone.
 REAP_SECONDS = 5.0
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+AUTOGROUP = Path("/proc/self/autogroup")  # sched(7): absent without CONFIG_SCHED_AUTOGROUP
 
 
 def become_subreaper() -> bool:
@@ -65,6 +66,14 @@ def become_subreaper() -> bool:
         return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
+
+
+def lower_session_priority(niceness: int) -> None:
+    """Linux with autogroup scheduling shares the CPU between sessions first: os.nice only ranks
+    this process among its own session's, and the training runs in a session of its own. So the
+    session's group (only the supervisor is in it) gets the same lower priority."""
+    with contextlib.suppress(OSError):
+        AUTOGROUP.write_text(f"{niceness}\n", encoding="ascii")
 
 
 class StatusWriter:
@@ -220,6 +229,7 @@ class Supervisor:
         # (started above, so it keeps its own priority) and to the screen watching it.
         with contextlib.suppress(OSError):
             os.nice(PARSE_NICENESS)
+        lower_session_priority(PARSE_NICENESS)
         with self.paths.log.open("rb") as log_source, self.paths.metrics.open("a") as metrics:
             return self._follow(log_source, OutputRecorder(self.parser, self.state, metrics))
 
