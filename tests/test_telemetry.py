@@ -331,8 +331,9 @@ def test_process_tree_reads_cpu_and_rss_of_real_processes(
     time.sleep(0.5)
     second = telemetry.process_tree(pids)
     assert second.cpu_pct is not None and second.cpu_pct > 0
-    # Only the spinning one works: at most one core's worth, plus rounding.
-    assert second.cpu_pct <= 100 * 1.05
+    # Only the spinning one works: one core's worth, not two (CPU times come in clock ticks,
+    # so over half a second on a loaded machine the figure can stray a few percent over 100).
+    assert second.cpu_pct < 150
     assert telemetry.process_tree({idle.pid}).processes == 1
 
 

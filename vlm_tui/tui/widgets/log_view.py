@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from itertools import islice
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -124,6 +124,14 @@ class LogView(Vertical):
 
     def on_mount(self) -> None:
         self.set_interval(FLUSH_SECONDS, self.flush_now)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # A pane that shrinks (the nodes table above it grew) leaves `Log` short of its end,
+        # and it only auto-scrolls from the end: a following log would stop following.
+        if self.follow:
+            self.call_after_refresh(
+                self._log.scroll_end, animate=False, immediate=True, x_axis=False
+            )
 
     @property
     def lines_received(self) -> int:
