@@ -45,6 +45,7 @@ from typing import Any
 import psutil
 import yaml
 
+from bench.terminal import Tmux
 from bench.ui_flood import FILE_HEADER, machine_lines, replace_section, section_text
 from vlm_tui.core.demo import demo_asset_paths, demo_cache_root
 from vlm_tui.core.launch import build_demo_assets
@@ -450,40 +451,15 @@ def run_no_ui(
     return _vlm_result("no-ui", index, load, spawned_at, followed, watch)
 
 
-class Tmux:
-    """A private tmux server (its own socket) holding one session."""
-
-    def __init__(self, socket: Path, env: Mapping[str, str]) -> None:
-        self.socket = socket
-        self.env = dict(env)
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["tmux", "-S", str(self.socket), "-f", "/dev/null", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=check,
-        )
-
-    def capture(self) -> str:
-        done = self("capture-pane", "-p", "-t", TMUX_SESSION, check=False)
-        return done.stdout if done.returncode == 0 else f"<no screen: {done.stderr.strip()}>"
-
-    def pid(self, field: str) -> int:
-        return int(self("display-message", "-p", "-t", TMUX_SESSION, f"#{{{field}}}").stdout)
-
-
 @contextlib.contextmanager
 def tmux_server(env: Mapping[str, str]) -> Iterator[Tmux]:
     # A short folder of its own: socket paths are limited to about 100 bytes.
     folder = Path(tempfile.mkdtemp(prefix="vlm-tui-bench-"))
-    tmux = Tmux(folder / "socket", env)
+    tmux = Tmux(folder / "socket", env, TMUX_SESSION)
     try:
         yield tmux
     finally:
-        tmux("kill-server", check=False)
+        tmux.kill()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -501,10 +477,10 @@ def quit_tui(tmux: Tmux, app: psutil.Process) -> None:
     deadline = time.monotonic() + QUIT_TIMEOUT_S
     while not ENDED_ON_SCREEN.search(tmux.capture()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    tmux("send-keys", "-t", TMUX_SESSION, "C-q")
+    tmux.send("C-q")
     while app.is_running() and time.monotonic() < deadline:
         if QUIT_QUESTION in tmux.capture():
-            tmux("send-keys", "-t", TMUX_SESSION, "y")
+            tmux.send("y")
         with contextlib.suppress(psutil.TimeoutExpired):
             app.wait(timeout=0.5)
     if app.is_running():
@@ -535,7 +511,7 @@ def run_tui(
         if app is None:
             raise BenchError(f"no vlm-tui process in the pane:\n{tmux.capture()}")
         watch.add("front-end", app.pid)
-        tmux("send-keys", "-t", TMUX_SESSION, "F5")
+        tmux.send("F5")
         try:
             followed = follow_run(workdir, watch, app.is_running, tmux.capture)
             _finished(followed, tmux.capture)

@@ -25,8 +25,9 @@ import psutil
 import pytest
 import yaml
 
+from bench.terminal import Tmux
 from tests.helpers import clean_environ, run_cli, start_cli
-from tests.tui.test_real_terminal import HEIGHT, SESSION, WIDTH, Tmux
+from tests.tui.test_real_terminal import HEIGHT, SESSION, WIDTH
 from vlm_tui.core.launch import LaunchRequest
 from vlm_tui.core.run_record import RunPaths, read_json
 from vlm_tui.core.settings import settings_from_values
@@ -162,7 +163,7 @@ def test_kill_9_of_the_tui_mid_run_loses_nothing(demo_cache: Path, tmp_path: Pat
         }
     )
     socket_dir = Path(tempfile.mkdtemp(prefix="vlm-tui-tmux-"))
-    tmux = Tmux(socket_dir / "socket", env)
+    tmux = Tmux(socket_dir / "socket", env, SESSION)
     app = shlex.join([sys.executable, "-m", "vlm_tui", "--demo"])
     try:
         tmux(
@@ -175,7 +176,7 @@ def test_kill_9_of_the_tui_mid_run_loses_nothing(demo_cache: Path, tmp_path: Pat
             time.sleep(0.3)
         tmux.send("F5")
         paths = _the_run(workdir)
-        pane_pid = int(tmux("display-message", "-p", "-t", SESSION, "#{pane_pid}").stdout)
+        pane_pid = tmux.pid("pane_pid")
         tui = [
             process
             for process in psutil.Process(pane_pid).children()

@@ -12,15 +12,15 @@ import json
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from bench.terminal import Tmux
 from tests.helpers import clean_environ
 
 pytestmark = pytest.mark.e2e
@@ -41,34 +41,6 @@ READY_TEXT = "ready: F5 launches this command"
 ENDED = re.compile(r"\b(finished|failed|stopped) \(exit -?\d+\)")
 LOSS = re.compile(r"loss \d+\.\d+")
 TERMINAL_STATES = ("finished", "failed", "stopped", "refused", "dry_run")
-
-
-class Tmux:
-    """One private tmux server (its own socket file) holding a single session."""
-
-    def __init__(self, socket: Path, env: Mapping[str, str]) -> None:
-        self.socket = socket
-        self.env = dict(env)
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["tmux", "-S", str(self.socket), "-f", "/dev/null", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=check,
-        )
-
-    def capture(self) -> str:
-        done = self("capture-pane", "-p", "-t", SESSION, check=False)
-        return done.stdout if done.returncode == 0 else f"<capture failed: {done.stderr.strip()}>"
-
-    def send(self, key: str) -> None:
-        self("send-keys", "-t", SESSION, key)
-
-    def kill(self) -> None:
-        self("kill-server", check=False)
 
 
 def _wait_for(
@@ -114,7 +86,7 @@ def test_demo_in_tmux_trains_to_100_percent_and_quits_with_exit_0(
     # A short folder of its own for the server's socket (socket paths are limited to ~100
     # bytes, which a deep tmp_path can exceed); removed with the socket in `finally`.
     socket_dir = Path(tempfile.mkdtemp(prefix="vlm-tui-tmux-"))
-    tmux = Tmux(socket_dir / "socket", env)
+    tmux = Tmux(socket_dir / "socket", env, SESSION)
     final = tmp_path / "final_screen.txt"
     screen = ""
     try:
