@@ -166,9 +166,11 @@ class HangingNVML(FakeNVML):
         super().__init__()
         self.hang = threading.Event()
         self.release = threading.Event()
+        self.stuck = threading.Event()
 
     def nvmlDeviceGetUtilizationRates(self, handle: int) -> Any:
         if self.hang.is_set():
+            self.stuck.set()
             self.release.wait(30)
         return super().nvmlDeviceGetUtilizationRates(handle)
 
@@ -186,7 +188,7 @@ def test_a_hanging_reading_never_holds_up_the_end_of_the_run(tmp_path: Path) -> 
     recorder.start()
     wait_until(lambda: recorder.heartbeat_path.exists(), "a first beat")
     nvml.hang.set()
-    time.sleep(0.2)  # the thread is now stuck in the driver
+    assert nvml.stuck.wait(20), "the recorder never read the hanging driver"
     stopped_at = time.monotonic()
     recorder.stop("finished", timeout_s=0.3)
     assert time.monotonic() - stopped_at < 5
