@@ -30,5 +30,16 @@ lint: setup
 	$(BIN)/ruff format --check vlm_tui tests bench
 	$(BIN)/mypy vlm_tui
 
-test: lint
-	$(BIN)/python -m pytest -q
+# Tests that share one training carry an xdist_group mark, so each group stays on one worker.
+# mypy (one core, about a minute from a cold cache) runs beside the suite, whose two workers
+# spend much of their time waiting on trainings, and reports after it.
+TEST_WORKERS ?= 2
+
+test: setup
+	$(BIN)/ruff check vlm_tui tests bench
+	$(BIN)/ruff format --check vlm_tui tests bench
+	$(BIN)/mypy vlm_tui > $(VENV)/mypy-report.txt 2>&1 & mypy_pid=$$!; \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup; tests=$$?; \
+	wait $$mypy_pid; types=$$?; \
+	echo "mypy vlm_tui:"; cat $(VENV)/mypy-report.txt; \
+	test $$tests -eq 0 && test $$types -eq 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -83,3 +85,36 @@ def refused(
     assert "Traceback" not in captured.err + captured.out
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no runs/, no outputs/, no cache
     return lines[0]
+
+
+def guide_node_env(demo_cache: Path, rank: int, port: int) -> dict[str, str]:
+    """The guide's variables for one node of a two-node job on this host."""
+    return clean_environ(
+        {
+            "VLM_TUI_CACHE_DIR": str(demo_cache),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "WORLD_SIZE": "2",
+            "RANK": str(rank),
+        }
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def only_run(workdir: Path) -> Path:
+    runs = sorted((workdir / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+DEMO_STEPS_ONE_PROCESS = 32  # the demo's 64 samples x 2 epochs / batch 4
+
+
+def train_steps(run: Path) -> list[int]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r["step"] for r in map(json.loads, lines) if r["kind"] == "train"]

@@ -32,6 +32,9 @@ from bench.parser_throughput import (
     training_log,
 )
 
+# One worker runs this module: its tests share one measurement.
+pytestmark = pytest.mark.xdist_group("parser-throughput")
+
 # Enough steps for one traceback pair, a few evals and saves.
 LINES = 9_000
 

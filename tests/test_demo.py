@@ -17,6 +17,9 @@ import pytest
 from tests.helpers import REPO, clean_environ
 from vlm_tui.core import demo
 
+# One worker runs this module: its tests share one build of the demo.
+pytestmark = pytest.mark.xdist_group("demo-build")
+
 CAPTION = re.compile(r"^A (\w+) (circle|square|triangle)\.$")
 
 

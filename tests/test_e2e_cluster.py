@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import clean_environ, run_cli
-from tests.test_e2e_distributed import free_port, guide_node_env
+from tests.helpers import clean_environ, free_port, guide_node_env, run_cli
 from vlm_tui.core.cluster import cluster_view
 from vlm_tui.core.launch import LaunchRequest
 from vlm_tui.core.node_telemetry import telemetry_folder
 from vlm_tui.core.run_record import RunPaths, read_json
 from vlm_tui.core.settings import settings_from_values
 
-pytestmark = pytest.mark.e2e
+# One worker runs this module: its tests share one two-node training.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-cluster")]
 
 RUN_TIMEOUT = 600
 NODE_ARGS = ("--no-ui", "--demo", "--rendezvous_timeout", "300")

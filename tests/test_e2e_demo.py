@@ -11,7 +11,8 @@ import yaml
 from tests.helpers import clean_environ, run_cli
 from vlm_tui.core.schema_check import check_with_axolotl
 
-pytestmark = pytest.mark.e2e
+# One worker runs this module and test_e2e_distributed.py: they share the `demo_run` training.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo-run")]
 
 
 def _first_run(workdir: Path) -> Path:
