@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,33 @@ def test_resume_is_refused_with_a_reason_and_launches_nothing(tmp_path: Path) ->
         " run without --resume"
     )
     assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == ["finished", "stopped"]
+
+
+def test_quitting_asks_only_until_a_started_run_records_its_end(tmp_path: Path) -> None:
+    """The supervisor records the end in status.json, then tidies up for a moment before it
+    exits: from that record on, ctrl+q quits without asking about a live run."""
+    from vlm_tui.tui.app import ConfirmQuit
+
+    paths = recorded_run(tmp_path / "runs" / "20261124T100000Z-run", state="finished")
+    write_json_atomic(paths.status, {"state": "running"})
+    app = make_app(tmp_path, clean_environ())
+    still_tidying = subprocess.Popen(["sleep", "60"])  # the supervisor, still alive
+    app.started_runs.append((paths.root, still_tidying))
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+            await pilot.press("ctrl+q")
+            await wait_for(lambda: isinstance(app.screen, ConfirmQuit), pilot)
+            await pilot.press("escape")
+            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+            write_json_atomic(paths.status, {"state": "finished", "exit_code": 0})
+            await pilot.press("ctrl+q")
+            await wait_for(lambda: not app.is_running, pilot)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        still_tidying.kill()
+        still_tidying.wait()
+    assert app.return_code == 0

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label
 
-from vlm_tui.core.run_record import RunPaths
+from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json
 from vlm_tui.theme_files import THEMES_DIR
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.setup_values import FormStart
@@ -117,8 +117,12 @@ class VlmTuiApp(App[int]):
                 )
 
     def live_run_folder(self) -> str | None:
+        """A run started here that is still going. Its status.json decides once it records an
+        end: the supervisor records it first and tidies up after, still alive for a moment."""
         for folder, supervisor in self.started_runs:
-            if supervisor.poll() is None:
+            if supervisor.poll() is not None:
+                continue
+            if (read_json(RunPaths(folder).status) or {}).get("state") not in TERMINAL_STATES:
                 return str(folder)
         return None
 
