@@ -18,6 +18,7 @@ from typing import Any
 
 from tests.helpers import clean_environ
 from tests.test_telemetry import GIB, FakeNVML
+from vlm_tui.core.cluster import LOST, cluster_view
 from vlm_tui.core.node_telemetry import (
     NodeRecorder,
     find_master_run,
@@ -199,6 +200,13 @@ def test_a_hanging_reading_never_holds_up_the_end_of_the_run(tmp_path: Path) -> 
     nvml.release.set()
     time.sleep(0.2)
     assert read_json(recorder.heartbeat_path) == stuck
+    # Readers call it lost until the run's status.json records the end, then show that end.
+    later = time.time() + 60
+    (row,) = cluster_view(paths, now=later).rows
+    assert (row.state, row.flag) == ("running", LOST)
+    write_json_atomic(paths.status, {"state": "finished", "exit_code": 0})
+    (row,) = cluster_view(paths, now=later).rows
+    assert (row.state, row.flag) == ("finished", "")
 
 
 # ---- finding node 0's run folder ----------------------------------------------------------

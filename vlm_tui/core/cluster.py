@@ -150,8 +150,21 @@ def read_heartbeats(folder: Path) -> list[dict[str, Any]]:
     return beats
 
 
+def _recorded_end(runs: Path, run: object) -> str | None:
+    """The end state the node's own status.json records, if it records one."""
+    if not isinstance(run, str) or not run or "/" in run or run in (".", ".."):
+        return None
+    state = (read_json(RunPaths(runs / run).status) or {}).get("state")
+    return state if state in TERMINAL_STATES else None
+
+
 def _row(
-    beat: dict[str, Any], *, own_rank: int, now: float, tracker: HeartbeatTracker | None
+    beat: dict[str, Any],
+    *,
+    own_rank: int,
+    now: float,
+    tracker: HeartbeatTracker | None,
+    runs: Path,
 ) -> NodeRow:
     rank = _whole(beat.get("node_rank"), -1)
     host = str(beat.get("host") or "?")
@@ -167,6 +180,12 @@ def _row(
         age = wall_age
     interval = _number(beat.get("interval_s")) or HEARTBEAT_INTERVAL_S
     lost = state not in TERMINAL_STATES and age > LOST_AFTER_BEATS * interval
+    if lost:
+        # A last beat skipped (a driver reading hung at the end) leaves the heartbeat at
+        # "running"; the node's status.json still records how its run ended.
+        ended = _recorded_end(runs, beat.get("run"))
+        if ended is not None:
+            state, lost = ended, False
     return NodeRow(
         node_rank=rank,
         host=host,
@@ -238,7 +257,10 @@ def cluster_view(
     if folder != paths.root:
         # Written before this node found node 0's folder, if it moved on (then left out).
         beats += read_heartbeats(paths.root)
-    rows = [_row(beat, own_rank=own_rank, now=now, tracker=tracker) for beat in beats]
+    rows = [
+        _row(beat, own_rank=own_rank, now=now, tracker=tracker, runs=folder.parent)
+        for beat in beats
+    ]
     note = ""
     own = [row for row in rows if row.local]
     others = [row for row in rows if not row.local]
