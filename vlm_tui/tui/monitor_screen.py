@@ -269,7 +269,10 @@ class MonitorScreen(Screen[None]):
             yield LossChart(id="loss-chart")
             with Vertical(id="monitor-side"):
                 yield Static("starting", id="run-state", markup=False)
-                yield ProgressBar(id="progress", show_eta=False)
+                # Empty, not indeterminate, until the first step: Textual animates an
+                # indeterminate bar at 15 fps, which was most of the monitor's CPU while a
+                # training loads (minutes for a large model) and forever after an early failure.
+                yield ProgressBar(total=1, id="progress", show_eta=False)
                 yield Static("", id="progress-line", markup=False)
                 yield GpuPanel(self.telemetry, id="gpu-panel")
         with Vertical(id="monitor-bottom"):
