@@ -234,11 +234,14 @@ def test_stopping_the_demo_leaves_no_process(
         # Each rank's launcher, the ranks, and any helper they fork were all seen and are gone.
         assert r.tree_size >= (1 if processes == 1 else 1 + processes), r
         if mode == "graceful":
-            # axolotl's SIGINT handler saves the LoRA adapter into the output folder.
+            # axolotl's SIGINT handler saves the LoRA adapter into the output folder, and the
+            # record says where although the handler does not.
             assert any("lora_" in name for name in r.weights), r
+            assert r.status["model_saved_to"] == r.status["output_dir"], r.status
         else:
             # The control: with no checkpoints, only a graceful stop writes weights.
             assert r.weights == [], r
+            assert r.status.get("model_saved_to") is None, r.status
     if mode == "graceful" and processes == 1:
         # One process: the handler's sys.exit(0) is the run's exit code.
         assert all(r.status["exit_code"] == 0 for r in rounds), [r.status for r in rounds]

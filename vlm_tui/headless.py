@@ -65,8 +65,10 @@ def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]
     if outcome == "failed" and status.get("cause"):
         lines.append(f"{PREFIX} cause: {status['cause']}")
         lines.append(f"{PREFIX} fix: {status.get('fix', '')}")
-    if state.model_saved_to:
-        lines.append(f"{PREFIX} model saved to {state.model_saved_to}")
+    # The supervisor names it in status.json where the output does not (a graceful stop).
+    saved_to = state.model_saved_to or status.get("model_saved_to")
+    if saved_to:
+        lines.append(f"{PREFIX} model saved to {saved_to}")
     elif state.checkpoints:
         lines.append(f"{PREFIX} last checkpoint: {state.checkpoints[-1]}")
     lines.append(f"{PREFIX} run record: {paths.root}")

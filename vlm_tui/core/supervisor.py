@@ -38,6 +38,7 @@ from typing import Any, BinaryIO
 
 import psutil
 
+from vlm_tui.core.checkpoints import weights_saved_since
 from vlm_tui.core.environment import verification_lines
 from vlm_tui.core.node_telemetry import NodeRecorder
 from vlm_tui.core.run_record import RunPaths, iso, read_json, utc_now, write_json_atomic
@@ -106,6 +107,7 @@ class Supervisor:
         self.child: subprocess.Popen[bytes] | None = None
         self.stop_requested: str | None = None
         self.force_deadline: float | None = None
+        self.launched_at = time.time()  # reset when the training is spawned
         # Every process seen below this one, by pid (psutil checks the start time, so a reused
         # pid is never signalled): the clean-up reaches them even once they have left the tree.
         self.seen: dict[int, psutil.Process] = {}
@@ -198,6 +200,7 @@ class Supervisor:
         with self.paths.log.open("ab") as log_sink:
             log_sink.write(self._verification_text().encode())
             log_sink.flush()
+            self.launched_at = time.time()
             try:
                 self.child = subprocess.Popen(
                     self.argv,
@@ -285,6 +288,8 @@ class Supervisor:
             # A training killed outright (the OOM killer) prints nothing: its exit code speaks.
             self.state.failures.feed_exit(exit_code)
         hint = self.state.failure_fields() if state == "failed" else {}
+        if self.stop_requested == "graceful":
+            self._note_saved_by_the_stop()
         # The last heartbeat first: once status.json says the run ended, it says so too.
         self.recorder.stop(state)
         self.status.update(
@@ -299,6 +304,16 @@ class Supervisor:
             supervisor_cpu_s=own_cpu_seconds(),
         )
         return exit_code
+
+    def _note_saved_by_the_stop(self) -> None:
+        """model_saved_to after a graceful stop: axolotl's SIGINT handler saves the weights into
+        output_dir without naming it, so weights written there since the launch speak for it."""
+        output_dir = self.status.data.get("output_dir")
+        if self.state.model_saved_to or not isinstance(output_dir, str) or not output_dir:
+            return
+        # Two seconds of slack for file systems that keep coarse or server-set times.
+        if weights_saved_since(Path(output_dir), self.launched_at - 2.0):
+            self.state.model_saved_to = output_dir
 
     def _cluster_fields(self) -> dict[str, Any]:
         """Where this node's telemetry went, once it writes into node 0's run folder."""
