@@ -275,15 +275,27 @@ class Supervisor:
         # Workers the training forked (data loaders, ranks) must not outlive it; they are gone
         # before the end is recorded, so "stopped" means nothing of the run is left.
         self._clean_up()
-        return self._finish(exit_code)
+        try:
+            return self._finish(exit_code)
+        except Exception as error:
+            # A bug of ours in the bookkeeping must not lose the end: the training has ended.
+            self.status.update(
+                state=self._end_state(exit_code),
+                exit_code=exit_code,
+                ended_at=iso(utc_now()),
+                stop_requested=self.stop_requested,
+                reason=f"vlm-tui could not record the whole end: {type(error).__name__}: {error}",
+            )
+            return exit_code
+
+    def _end_state(self, exit_code: int) -> str:
+        if self.stop_requested:
+            return "stopped"
+        return "finished" if exit_code == 0 else "failed"
 
     def _finish(self, exit_code: int) -> int:
-        if exit_code == 0:
-            state = "stopped" if self.stop_requested else "finished"
-            reason = None
-        else:
-            state = "stopped" if self.stop_requested else "failed"
-            reason = self._failure_reason(exit_code)
+        state = self._end_state(exit_code)
+        reason = None if exit_code == 0 else self._failure_reason(exit_code)
         if state == "failed":
             # A training killed outright (the OOM killer) prints nothing: its exit code speaks.
             self.state.failures.feed_exit(exit_code)
