@@ -123,14 +123,19 @@ def _sum(values: Sequence[float | None]) -> float | None:
     return sum(known) if known else None
 
 
+def _run_named(runs: Path, name: object) -> RunPaths | None:
+    """The run folder `name` in `runs`, if a recorded value names one there and nothing else."""
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        return None
+    return RunPaths(runs / name)
+
+
 def cluster_folder(paths: RunPaths, status: dict[str, Any] | None = None) -> Path:
     """Node 0's run folder, where the run's nodes write their heartbeats."""
     status = read_json(paths.status) if status is None else status
-    name = (status or {}).get("cluster_run")
-    if isinstance(name, str) and name and "/" not in name and name not in (".", ".."):
-        candidate = paths.root.parent / name
-        if candidate.is_dir():
-            return candidate
+    named = _run_named(paths.root.parent, (status or {}).get("cluster_run"))
+    if named is not None and named.root.is_dir():
+        return named.root
     return paths.root
 
 
@@ -152,9 +157,10 @@ def read_heartbeats(folder: Path) -> list[dict[str, Any]]:
 
 def _recorded_end(runs: Path, run: object) -> str | None:
     """The end state the node's own status.json records, if it records one."""
-    if not isinstance(run, str) or not run or "/" in run or run in (".", ".."):
+    named = _run_named(runs, run)
+    if named is None:
         return None
-    state = (read_json(RunPaths(runs / run).status) or {}).get("state")
+    state = (read_json(named.status) or {}).get("state")
     return state if state in TERMINAL_STATES else None
 
 
