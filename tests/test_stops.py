@@ -31,6 +31,7 @@ import pytest
 
 from tests.helpers import REPO, clean_environ
 from vlm_tui.core import launch, start
+from vlm_tui.core.checkpoints import newest_checkpoint
 from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
 from vlm_tui.core.settings import settings_from_values
 
@@ -135,7 +136,12 @@ def saved_tensor_names(weights: Path) -> list[str]:
 
 
 def start_long_demo(
-    workdir: Path, demo_cache: Path, processes: int
+    workdir: Path,
+    demo_cache: Path,
+    processes: int,
+    *,
+    epochs: int = LONG_EPOCHS,
+    extra_plugins: tuple[str, ...] = (),
 ) -> tuple[RunPaths, subprocess.Popen[bytes]]:
     """The demo, long enough to be stopped mid-training, started as the TUI starts a run."""
     extra = {"VLM_TUI_CACHE_DIR": str(demo_cache)}
@@ -144,10 +150,11 @@ def start_long_demo(
     environ = clean_environ(extra)
     # No checkpoints of its own: whatever weights a graceful stop leaves, the stop wrote.
     settings = settings_from_values(
-        {"num_epochs": LONG_EPOCHS, "save_strategy": "no"}, require_data=False
+        {"num_epochs": epochs, "save_strategy": "no"}, require_data=False
     )
     plan = launch.plan_run(launch.LaunchRequest(settings=settings, demo=True), environ, workdir)
     assert plan.topology.world_size == processes, plan.topology
+    plan.config["plugins"] = [*(plan.config.get("plugins") or []), *extra_plugins]
     # The schema check has its own tests; the demo assets and the pre-flight run as in the TUI.
     start.prepare(plan, environ, lambda _text: None, skip_check=True)
     paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=False)
@@ -238,13 +245,54 @@ def test_stopping_the_demo_leaves_no_process(
             # record says where although the handler does not.
             assert any("lora_" in name for name in r.weights), r
             assert r.status["model_saved_to"] == r.status["output_dir"], r.status
+            # And a checkpoint at the step it stopped at, that a resume goes on from.
+            newest = newest_checkpoint(Path(r.status["output_dir"]))
+            assert newest is not None and newest[0] == r.status["progress"]["step"], r.status
         else:
             # The control: with no checkpoints, only a graceful stop writes weights.
             assert r.weights == [], r
             assert r.status.get("model_saved_to") is None, r.status
-    if mode == "graceful" and processes == 1:
-        # One process: the handler's sys.exit(0) is the run's exit code.
+    if mode == "graceful":
+        # Every rank ends its loop and exits 0, so the launcher does too: no failure to report.
         assert all(r.status["exit_code"] == 0 for r in rounds), [r.status for r in rounds]
+
+
+# ---- the lost stop: SIGINT landing inside the data loader's fork ------------------------------
+
+# 16 steps an epoch: the stop is asked at the fork that starts the second epoch, and a lost one
+# shows as the training running on to step 192.
+RACE_EPOCHS = 12
+
+
+@pytest.mark.e2e
+def test_a_stop_asked_while_the_data_loader_forks_is_carried_through(
+    demo_cache: Path, tmp_path: Path
+) -> None:
+    from tests.stop_in_fork_plugin import MARK, PLUGIN_PATH
+
+    paths, supervisor = start_long_demo(
+        tmp_path, demo_cache, 1, epochs=RACE_EPOCHS, extra_plugins=(PLUGIN_PATH,)
+    )
+    try:
+        supervisor.wait(timeout=STEP_WAIT_S + STOP_WAIT_S)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.send_signal(signal.SIGTERM)
+            supervisor.wait(timeout=60)
+    log = paths.log.read_text(errors="replace")
+    status = status_of(paths)
+    asked = [line for line in log.splitlines() if MARK in line]
+    assert asked, f"the plugin never asked for a stop:\n{log[-3000:]}"
+    asked_at = int(asked[0].rsplit(" ", 1)[1])
+    last_step = int((status.get("progress") or {}).get("step") or 0)
+    # Carried through: the loop ends at the step boundary after the request, and nothing of
+    # the handler was dropped on the way.
+    assert "Exception ignored" not in log, log[-3000:]
+    assert asked_at < last_step <= asked_at + 1, (asked_at, last_step, status)
+    assert status["state"] == "stopped" and status["stop_requested"] == "graceful", status
+    assert status["exit_code"] == 0, status
+    assert status["model_saved_to"] == status["output_dir"], status
+    assert (Path(status["output_dir"]) / "adapter_model.safetensors").is_file()
 
 
 # ---- fake launchers: ranks in sessions of their own ------------------------------------------
@@ -276,9 +324,14 @@ except KeyboardInterrupt:
 
 
 def fake_run(root: Path, *, leaves: bool) -> RunPaths:
+    code = textwrap.dedent(LAUNCHER).format(leaves=leaves, worker=textwrap.dedent(WORKER))
+    return script_run(root, code)
+
+
+def script_run(root: Path, code: str) -> RunPaths:
+    """A run folder whose training is a Python script, as record_run would write it."""
     root.mkdir()
     paths = RunPaths(root)
-    code = textwrap.dedent(LAUNCHER).format(leaves=leaves, worker=textwrap.dedent(WORKER))
     write_json_atomic(
         paths.command,
         {
@@ -293,7 +346,9 @@ def fake_run(root: Path, *, leaves: bool) -> RunPaths:
     return paths
 
 
-def start_fake_supervisor(paths: RunPaths, force_grace_s: float) -> subprocess.Popen[bytes]:
+def start_fake_supervisor(
+    paths: RunPaths, force_grace_s: float, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """The supervisor as `start_supervisor` runs it, with a shorter force grace."""
     code = (
         "import sys\nfrom vlm_tui.core import supervisor\n"
@@ -304,7 +359,7 @@ def start_fake_supervisor(paths: RunPaths, force_grace_s: float) -> subprocess.P
         return subprocess.Popen(
             [sys.executable, "-c", code, str(paths.root)],
             cwd=REPO,
-            env=clean_environ(),
+            env=clean_environ(extra_env),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -354,3 +409,67 @@ def test_a_forced_stop_kills_a_stuck_launcher_and_its_deaf_rank(tmp_path: Path) 
     assert left == [], "\n".join(left)
     assert status["state"] == "stopped" and status["stop_requested"] == "force"
     assert status["exit_code"] == -signal.SIGKILL
+
+
+# ---- a graceful stop the training does not take ----------------------------------------------
+
+# A training whose loop has started (it wrote the armed marker) but that neither checks the
+# stop request nor ends on SIGINT: it counts the signals it gets and steps on, a bar a step.
+DEAF_TRAINING = """
+import os, signal, sys, time
+signals = []
+signal.signal(signal.SIGINT, lambda *_: signals.append(1))
+open(os.environ["VLM_TUI_STOP_FILE"] + ".armed", "w").write("armed\\n")
+for step in range(1, 100_000):
+    sys.stdout.write(f"\\r{step % 100}%|#| {step}/100000 [00:01<00:10, 5.00it/s]")
+    sys.stdout.write(f" SIGINTs so far: {len(signals)}\\n")
+    sys.stdout.flush()
+    time.sleep({step_s!r})
+"""
+
+
+def deaf_run(root: Path, step_s: float) -> RunPaths:
+    return script_run(root, textwrap.dedent(DEAF_TRAINING).replace("{step_s!r}", repr(step_s)))
+
+
+def test_a_graceful_stop_that_is_not_taken_is_signalled_again_then_said(tmp_path: Path) -> None:
+    paths = deaf_run(tmp_path / "run", step_s=0.2)
+    supervisor = start_fake_supervisor(
+        paths, force_grace_s=1.0, extra_env={"VLM_TUI_STOP_FILE": str(paths.stop_request)}
+    )
+    try:
+
+        def stepping() -> int:
+            return int((status_of(paths).get("progress") or {}).get("step") or 0)
+
+        wait_for(lambda: paths.stop_armed.exists() and stepping() >= 3, 60, "the fake's steps")
+        supervisor.send_signal(signal.SIGINT)
+        wait_for(paths.stop_request.exists, 10, "the stop request file")
+        # Armed: the request is the file alone, no signal reaches the training at first.
+        resent = wait_for(
+            lambda: "signalled it again" in str(status_of(paths).get("stop_notice")),
+            30,
+            "the supervisor signalling the training again",
+        )
+        assert resent
+        stuck = wait_for(
+            lambda: "was not taken" in str(status_of(paths).get("stop_notice")),
+            30,
+            "the stop said to be stuck",
+        )
+        assert stuck
+        notice = status_of(paths)["stop_notice"]
+        assert f"vlm-tui stop --force {paths.run_id}" in notice, notice
+        assert supervisor.poll() is None and status_of(paths)["state"] == "running"
+        # One signal in all: the resend. The request itself was the file.
+        log = paths.log.read_text()
+        assert "SIGINTs so far: 1" in log and "SIGINTs so far: 2" not in log, log[-2000:]
+        # The user forces it, as the notice says.
+        supervisor.send_signal(signal.SIGTERM)
+        supervisor.wait(timeout=60)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+    status = status_of(paths)
+    assert status["state"] == "stopped" and status["stop_requested"] == "force", status

@@ -122,6 +122,7 @@ def follow(
     stopper = Stopper(supervisor, out)
     next_progress = time.monotonic() + PROGRESS_EVERY_SECONDS
     last_line: str | None = None
+    last_notice: str | None = None
     while not follower.ended:
         try:
             events = follower.poll()
@@ -136,6 +137,11 @@ def follow(
                     out.write(line + "\n")
                     last_line = line
                 next_progress = now + PROGRESS_EVERY_SECONDS
+            # A graceful stop that is slow or not taken is said, once each time it changes.
+            notice = follower.status.get("stop_notice")
+            if isinstance(notice, str) and notice != last_notice:
+                out.write(f"{PREFIX} stop: {notice}\n")
+                last_notice = notice
             out.flush()
             if not events and not follower.ended:
                 if supervisor.poll() is not None:

@@ -39,6 +39,7 @@ from vlm_tui.core.errors import SetupError, UserError
 from vlm_tui.core.hardware import Hardware, probe_hardware
 from vlm_tui.core.run_record import (
     RUNS_FOLDER,
+    STOP_REQUEST_VARIABLE,
     RunPaths,
     create_run_folder,
     iso,
@@ -50,8 +51,11 @@ from vlm_tui.core.secrets import redact_environment
 from vlm_tui.core.settings import Settings, check_consistency, settings_from_values
 from vlm_tui.core.topology import INSIDE_LAUNCHER, Topology, resolve_topology
 
-# Ships with vlm-tui; imported only inside the training processes.
+# Ship with vlm-tui; imported only inside the training processes.
 CPU_PLACEMENT_PLUGIN = "vlm_tui.training.cpu_placement.CpuPlacementPlugin"
+# Every run: a graceful stop ends at a step boundary with a checkpoint and the weights.
+GRACEFUL_STOP_PLUGIN = "vlm_tui.training.graceful_stop.GracefulStopPlugin"
+VLM_TUI_PLUGINS = (CPU_PLACEMENT_PLUGIN, GRACEFUL_STOP_PLUGIN)
 ACCELERATE_CONFIG_NAME = "accelerate.yaml"
 # Where a node other than node 0 lets axolotl write: its own run folder, never the shared output.
 NODE_OUTPUT_NAME = "node-output"
@@ -159,9 +163,11 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
         raise UserError("output_model_name", "is required: the config names no output_dir")
     output_dir = (workdir / output).resolve()
     config["output_dir"] = str(output_dir)
+    ours = [GRACEFUL_STOP_PLUGIN]
     if topology.distributed and hardware.gpu_count == 0:
-        plugins = [str(p) for p in config.get("plugins") or [] if p != CPU_PLACEMENT_PLUGIN]
-        config["plugins"] = [*plugins, CPU_PLACEMENT_PLUGIN]
+        ours.append(CPU_PLACEMENT_PLUGIN)
+    plugins = [str(p) for p in config.get("plugins") or [] if p not in VLM_TUI_PLUGINS]
+    config["plugins"] = [*plugins, *ours]
     start_step = 0
     if request.resume:
         newest = newest_checkpoint(output_dir)
@@ -260,6 +266,7 @@ def launch_plan(
     plan: RunPlan, paths: RunPaths, environ: Mapping[str, str], workdir: Path
 ) -> LaunchPlan:
     env = training_environment(environ, offline=plan.offline)
+    env[STOP_REQUEST_VARIABLE] = str(paths.stop_request)
     if plan.demo_assets is not None or trains_demo_model(plan.config, environ):
         # The demo is tiny: extra threads only fight over a shared CPU. A resumed demo run is
         # planned from its config.yml alone, so the model it names is what tells.

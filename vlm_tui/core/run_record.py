@@ -6,6 +6,8 @@ runs/<UTC timestamp>-<name>/
   train.log       every byte the training printed, in order (the child writes it directly)
   metrics.jsonl   one parsed event a line: train/eval metrics, summary, checkpoints, errors
   status.json     state, pids, times, exit code, progress, first/last loss, failure reason
+  stop-request    present once a graceful stop was asked (the training stops at its next step)
+  stop-request.armed  written by the training when its loop starts checking for stop-request
 
 The supervisor is the only writer once a run starts; front-ends only read, which is what lets a
 UI detach, come back, or die without touching the run.
@@ -23,6 +25,15 @@ from pathlib import Path
 from typing import Any
 
 RUNS_FOLDER = "runs"
+# Names the run's stop-request file to the training (vlm_tui/training/graceful_stop.py).
+STOP_REQUEST_VARIABLE = "VLM_TUI_STOP_FILE"
+
+
+def armed_marker(stop_request: Path) -> Path:
+    """Where the training says it checks `stop_request` from now on (its loop has started)."""
+    return stop_request.with_name(stop_request.name + ".armed")
+
+
 TERMINAL_STATES = frozenset({"finished", "failed", "stopped", "dry_run"})
 
 
@@ -53,6 +64,15 @@ class RunPaths:
     @property
     def status(self) -> Path:
         return self.root / "status.json"
+
+    @property
+    def stop_request(self) -> Path:
+        # Written by the supervisor on a graceful stop; the training checks for it every step.
+        return self.root / "stop-request"
+
+    @property
+    def stop_armed(self) -> Path:
+        return armed_marker(self.stop_request)
 
     @property
     def supervisor_log(self) -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from vlm_tui.core.launch import CPU_PLACEMENT_PLUGIN
+from vlm_tui.core.launch import VLM_TUI_PLUGINS
 from vlm_tui.core.run_index import find_run, recorded_processes, run_folders, summarise
 from vlm_tui.core.run_record import RunPaths, read_json
 
@@ -79,10 +79,11 @@ def config_identity(config_text: str) -> str | None:
     if not isinstance(config, dict):
         return None
     kept = {key: value for key, value in config.items() if key not in PER_RUN_KEYS}
-    # Added to CPU runs of several processes only: the same config trained wider.
+    # vlm-tui's own: the CPU placement comes with width (the same config trained wider), and the
+    # graceful stop came with a later version.
     plugins = kept.pop("plugins", None)
     if isinstance(plugins, list):
-        plugins = [plugin for plugin in plugins if plugin != CPU_PLACEMENT_PLUGIN]
+        plugins = [plugin for plugin in plugins if plugin not in VLM_TUI_PLUGINS]
     if plugins:
         kept["plugins"] = plugins
     canonical = json.dumps(kept, sort_keys=True, default=str)
@@ -302,7 +303,7 @@ COLUMNS = (
 NOTE_WIDTH = 100
 NOTE_LINES = (
     "speed-up: samples/s over the best finished 1-process run of the same config (CONFIG:"
-    " config.yml less output_dir, resume_from_checkpoint and the CPU placement plugin).",
+    " config.yml less output_dir, resume_from_checkpoint and vlm-tui's own plugins).",
     "Each process takes its own micro batch every step, so more processes train a bigger global"
     " batch in fewer steps: samples/s is compared, not steps or wall time.",
     "samples/s and runtime: the trainer's own summary; tokens/s: axolotl's trainable tokens"

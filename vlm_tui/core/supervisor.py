@@ -5,10 +5,19 @@ train.log (so the training keeps running and logging even if this process dies),
 file, and writes metrics.jsonl and status.json. Front-ends start it in a new session and then
 only read the folder, so closing a terminal or killing a UI never touches the run.
 
-Signals: SIGINT asks for a graceful stop (forwarded to the training's group: axolotl saves and
-exits); SIGTERM forces one (SIGTERM to the group, SIGKILL to the group and every process below
-this one after a grace period). A launcher (accelerate/torchrun) forwards either signal to its
-ranks.
+Signals: SIGINT asks for a graceful stop; SIGTERM forces one (SIGTERM to the group, SIGKILL to
+the group and every process below this one after a grace period; a launcher forwards SIGTERM to
+its ranks).
+
+A graceful stop is a file, not a signal, once the training's loop runs: the supervisor writes
+stop-request into the run folder and every rank's graceful-stop plugin (vlm_tui/training/
+graceful_stop.py) ends the loop at the next optimizer step, all ranks at the same one, with a
+checkpoint and the weights, and exits 0. A signal would reach a launcher first (torchrun answers
+SIGINT by killing its ranks 30 s later and exiting 1), and a raising handler can lose the stop.
+Before the loop has started (loading, preparing data: nothing to save yet) SIGINT goes to the
+training's group as before. The supervisor then watches: a training still stepping past the
+request is signalled again, and one that still does not end gets a `stop_notice` in status.json
+that the front-ends show, with how to force it; it never trains on silently.
 
 Nothing the training started outlives it. torchrun puts each rank in a session of its own, out
 of reach of a signal to the training's group, and a launcher that dies first leaves its ranks to
@@ -41,7 +50,14 @@ import psutil
 from vlm_tui.core.checkpoints import weights_saved_since
 from vlm_tui.core.environment import verification_lines
 from vlm_tui.core.node_telemetry import NodeRecorder
-from vlm_tui.core.run_record import RunPaths, iso, read_json, utc_now, write_json_atomic
+from vlm_tui.core.run_record import (
+    STOP_REQUEST_VARIABLE,
+    RunPaths,
+    iso,
+    read_json,
+    utc_now,
+    write_json_atomic,
+)
 from vlm_tui.core.run_state import OutputRecorder, RunState, parser_for_run
 
 POLL_SECONDS = 0.1
@@ -51,6 +67,12 @@ FORCE_GRACE_SECONDS = 10.0
 READ_CHUNK = 1 << 20
 # How long the end of a run waits for the processes it SIGKILLed to be gone.
 REAP_SECONDS = 5.0
+# Steps the training may still finish after a graceful stop was asked (the one under way, and
+# one the request file may have just missed) before it is signalled again, and then called stuck.
+STOP_STEP_SLACK = 2
+# A graceful stop that has not ended the run by then (a save of a large model, a hung rank) is
+# said to be slow on screen, with how to force it.
+STOP_NOTICE_SECONDS = 300.0
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 AUTOGROUP = Path("/proc/self/autogroup")  # sched(7): absent without CONFIG_SCHED_AUTOGROUP
 
@@ -106,6 +128,13 @@ class Supervisor:
         self.status = StatusWriter(paths.status)
         self.child: subprocess.Popen[bytes] | None = None
         self.stop_requested: str | None = None
+        # A graceful stop under way: when it was asked (monotonic s) and at which step, and the
+        # step at which the training was signalled again for going on.
+        self.graceful_asked: tuple[float, int] | None = None
+        self.graceful_resent_at: int | None = None
+        # The training checks for stop-request (its environment names it; the plugin is in
+        # every config vlm-tui writes) once it has written the armed marker.
+        self.stop_by_file = os.environ.get(STOP_REQUEST_VARIABLE) == str(paths.stop_request)
         self.force_deadline: float | None = None
         self.launched_at = time.time()  # reset when the training is spawned
         # Every process seen below this one, by pid (psutil checks the start time, so a reused
@@ -125,7 +154,46 @@ class Supervisor:
     # Signals arrive on the main thread between polls; they only set flags and forward.
     def _on_graceful(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = self.stop_requested or "graceful"
-        self._signal_group(signal.SIGINT)
+        if self.graceful_asked is None:
+            self.graceful_asked = (time.monotonic(), self._step())
+        if self.stop_by_file:
+            with contextlib.suppress(OSError):
+                self.paths.stop_request.write_text(iso(utc_now()) + "\n", encoding="ascii")
+        if not (self.stop_by_file and self.paths.stop_armed.exists()):
+            self._signal_group(signal.SIGINT)
+
+    def _step(self) -> int:
+        progress = self.state.progress
+        return 0 if progress is None else progress.step
+
+    def _watch_graceful_stop(self, now: float) -> None:
+        """A graceful stop is carried through or said to be stuck, never silently dropped."""
+        if self.graceful_asked is None or self.stop_requested != "graceful":
+            return
+        asked_at, asked_step = self.graceful_asked
+        step = self._step()
+        notice = None
+        if self.graceful_resent_at is None and step > asked_step + STOP_STEP_SLACK:
+            self.graceful_resent_at = step
+            self._signal_group(signal.SIGINT)
+            notice = (
+                f"the training went on to step {step} after the stop was asked at step"
+                f" {asked_step}; signalled it again"
+            )
+        elif self.graceful_resent_at is not None and step > self.graceful_resent_at + (
+            STOP_STEP_SLACK
+        ):
+            notice = (
+                f"the graceful stop was not taken: still training at step {step};"
+                f" force it with vlm-tui stop --force {self.paths.run_id} (K in the monitor)"
+            )
+        elif now - asked_at >= STOP_NOTICE_SECONDS:
+            notice = (
+                f"stopping for {int(now - asked_at)} s (a large model takes a while to save);"
+                f" force it with vlm-tui stop --force {self.paths.run_id} (K in the monitor)"
+            )
+        if notice is not None and notice != self.status.data.get("stop_notice"):
+            self.status.update(stop_notice=notice)
 
     def _on_force(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = "force"
@@ -266,6 +334,8 @@ class Supervisor:
                 break
             if now >= next_status:
                 self.status.update(**self.state.status_fields(), **self._cluster_fields())
+                if exit_code is None:
+                    self._watch_graceful_stop(now)
                 self._watch_tree()
                 self._reap_orphans()
                 next_status = now + STATUS_EVERY_SECONDS

@@ -100,6 +100,8 @@ class RunView:
         lines = [state if code is None else f"{state} (exit {code})"]
         if state != "finished" and self.status.get("reason"):
             lines.append(f"reason: {self.status['reason']}")
+        if self.status.get("stop_notice") and not self.ended:
+            lines.append(f"stop: {self.status['stop_notice']}")
         if self.status.get("cause"):
             lines.append(f"cause: {self.status['cause']}")
             lines.append(f"fix: {self.status.get('fix', '')}")
@@ -439,7 +441,10 @@ class MonitorScreen(Screen[None]):
         self._add_lines([f"{PREFIX} {what}"])
 
     def action_stop(self) -> None:
-        self._signal(signal.SIGINT, "stopping gracefully: the training saves, then exits")
+        self._signal(
+            signal.SIGINT,
+            "stopping gracefully: at the next step the training saves a checkpoint and the model",
+        )
 
     def action_force_stop(self) -> None:
         self._signal(signal.SIGTERM, "stopping by force: SIGTERM, then SIGKILL after a grace")

@@ -1,0 +1,76 @@
+"""The graceful-stop plugin's callback on its own: what asks for the stop, and what it does then.
+
+In-process with transformers' real TrainerState/TrainerControl; the race it closes is shown with
+a real training in test_stops.py.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from vlm_tui.core.launch import GRACEFUL_STOP_PLUGIN
+from vlm_tui.core.run_record import RunPaths, armed_marker
+
+training = pytest.importorskip("vlm_tui.training.graceful_stop", reason="needs the training stack")
+transformers = pytest.importorskip("transformers", reason="needs the training stack")
+
+ARGS = SimpleNamespace(device="cpu")
+
+
+@pytest.fixture
+def keep_sigint() -> Iterator[None]:
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def _state(step: int) -> object:
+    state = transformers.TrainerState()
+    state.global_step = step
+    return state
+
+
+def test_the_plugin_path_vlm_tui_writes_names_this_plugin() -> None:
+    assert training.PLUGIN_PATH == GRACEFUL_STOP_PLUGIN
+    module, name = GRACEFUL_STOP_PLUGIN.rsplit(".", 1)
+    assert module == training.__name__ and hasattr(training, name)
+
+
+def test_the_stop_file_stops_the_loop_at_the_step_with_a_checkpoint(
+    tmp_path: Path, keep_sigint: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = RunPaths(tmp_path)
+    callback = training.GracefulStopCallback(str(paths.stop_request))
+    control = transformers.TrainerControl()
+    callback.on_train_begin(ARGS, _state(0), control)
+    assert paths.stop_armed.read_text() == "armed\n"
+    assert armed_marker(paths.stop_request) == paths.stop_armed
+    control = callback.on_step_end(ARGS, _state(1), control)
+    assert not control.should_training_stop and not control.should_save
+    paths.stop_request.write_text("now\n")
+    control = callback.on_step_end(ARGS, _state(2), control)
+    assert control.should_training_stop and control.should_save
+    assert f"{training.STOPPING_LINE} 2:" in capsys.readouterr().out
+
+
+def test_sigint_only_sets_the_flag_once_the_loop_runs(keep_sigint: None) -> None:
+    callback = training.GracefulStopCallback(None)
+    callback.on_train_begin(ARGS, _state(0), transformers.TrainerControl())
+    # A handler that raised here could be dropped (inside an at-fork callback); this one cannot.
+    signal.raise_signal(signal.SIGINT)
+    assert callback.asked
+    control = callback.on_step_end(ARGS, _state(5), transformers.TrainerControl())
+    assert control.should_training_stop and control.should_save
+
+
+def test_without_a_request_the_training_goes_on(tmp_path: Path, keep_sigint: None) -> None:
+    callback = training.GracefulStopCallback(str(tmp_path / "stop-request"))
+    callback.on_train_begin(ARGS, _state(0), transformers.TrainerControl())
+    for step in range(1, 20):
+        control = callback.on_step_end(ARGS, _state(step), transformers.TrainerControl())
+        assert not control.should_training_stop, step
