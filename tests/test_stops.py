@@ -29,10 +29,11 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.helpers import REPO, clean_environ
+from tests.helpers import REPO, clean_environ, start_cli
 from vlm_tui.core import launch, start
 from vlm_tui.core.checkpoints import newest_checkpoint
-from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.command import LaunchPlan
+from vlm_tui.core.run_record import STOP_REQUEST_VARIABLE, RunPaths, read_json, write_json_atomic
 from vlm_tui.core.settings import settings_from_values
 
 ROUNDS = int(os.environ.get("VLM_TUI_STOP_ROUNDS", "1"))
@@ -346,9 +347,7 @@ def script_run(root: Path, code: str) -> RunPaths:
     return paths
 
 
-def start_fake_supervisor(
-    paths: RunPaths, force_grace_s: float, extra_env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
+def start_fake_supervisor(paths: RunPaths, force_grace_s: float) -> subprocess.Popen[bytes]:
     """The supervisor as `start_supervisor` runs it, with a shorter force grace."""
     code = (
         "import sys\nfrom vlm_tui.core import supervisor\n"
@@ -359,7 +358,7 @@ def start_fake_supervisor(
         return subprocess.Popen(
             [sys.executable, "-c", code, str(paths.root)],
             cwd=REPO,
-            env=clean_environ(extra_env),
+            env=clean_environ(),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -434,15 +433,18 @@ def deaf_run(root: Path, step_s: float) -> RunPaths:
 
 def test_a_graceful_stop_that_is_not_taken_is_signalled_again_then_said(tmp_path: Path) -> None:
     paths = deaf_run(tmp_path / "run", step_s=0.2)
-    supervisor = start_fake_supervisor(
-        paths, force_grace_s=1.0, extra_env={"VLM_TUI_STOP_FILE": str(paths.stop_request)}
-    )
+    # The real supervisor command, so that `attach` below knows it for one.
+    environ = clean_environ({STOP_REQUEST_VARIABLE: str(paths.stop_request)})
+    supervisor = launch.start_supervisor(paths, LaunchPlan(argv=(), env=environ, cwd=str(REPO)))
+    watcher: subprocess.Popen[str] | None = None
     try:
 
         def stepping() -> int:
             return int((status_of(paths).get("progress") or {}).get("step") or 0)
 
         wait_for(lambda: paths.stop_armed.exists() and stepping() >= 3, 60, "the fake's steps")
+        # Someone following it headless sees what the supervisor says of the stop.
+        watcher = start_cli(["attach", "--no-ui", str(paths.root)], tmp_path, clean_environ())
         supervisor.send_signal(signal.SIGINT)
         wait_for(paths.stop_request.exists, 10, "the stop request file")
         # Armed: the request is the file alone, no signal reaches the training at first.
@@ -467,9 +469,16 @@ def test_a_graceful_stop_that_is_not_taken_is_signalled_again_then_said(tmp_path
         # The user forces it, as the notice says.
         supervisor.send_signal(signal.SIGTERM)
         supervisor.wait(timeout=60)
+        printed, _ = watcher.communicate(timeout=60)  # it ends with the run
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
             supervisor.wait()
+        if watcher is not None and watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
     status = status_of(paths)
     assert status["state"] == "stopped" and status["stop_requested"] == "force", status
+    said = [line for line in printed.splitlines() if line.startswith("[vlm-tui] stop: ")]
+    assert len(said) == 2, printed[-3000:]
+    assert "signalled it again" in said[0] and "was not taken" in said[1], said

@@ -49,6 +49,11 @@ def test_run_view_lines() -> None:
     assert view.progress_line() == "waiting for the trainer's first step"
     view.status = {"state": "failed", "exit_code": 1, "reason": "exit 1", "cause": "c", "fix": "f"}
     assert view.state_lines() == ["failed (exit 1)", "reason: exit 1", "cause: c", "fix: f"]
+    # A graceful stop not taken is said while the run lives, with how to force it.
+    view.status = {"state": "running", "stop_notice": "not taken; force it with K"}
+    assert view.state_lines() == ["running", "stop: not taken; force it with K"]
+    view.ended = True
+    assert view.state_lines() == ["running"]
 
 
 def test_following_a_recorded_run_fills_the_chart_progress_and_state(tmp_path: Path) -> None:
