@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from vlm_tui.cli import main
+from vlm_tui.core.run_record import RunPaths, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -118,3 +119,21 @@ DEMO_STEPS_ONE_PROCESS = 32  # the demo's 64 samples x 2 epochs / batch 4
 def train_steps(run: Path) -> list[int]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [r["step"] for r in map(json.loads, lines) if r["kind"] == "train"]
+
+
+def script_run(root: Path, code: str) -> RunPaths:
+    """A run folder whose training is a Python script, as record_run would write it."""
+    root.mkdir()
+    paths = RunPaths(root)
+    write_json_atomic(
+        paths.command,
+        {
+            "argv": [sys.executable, "-c", code],
+            "cwd": str(root),
+            "logging_steps": 1,
+            "start_step": 0,
+            "topology": {},
+        },
+    )
+    write_json_atomic(paths.status, {"run_id": paths.run_id, "state": "created"})
+    return paths

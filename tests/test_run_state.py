@@ -91,3 +91,43 @@ def test_a_metric_dict_is_not_scanned_for_failures_but_a_message_is() -> None:
     assert state.failure_fields() == {}
     state.absorb([LogLine("OSError: [Errno 28] No space left on device")])
     assert state.failure_fields()["hint"] == "disk_full"
+
+
+def _metric_dicts(*steps: tuple[str, str, int]) -> bytes:
+    """axolotl's metric dicts as transformers 5 prints them (values quoted, some ints)."""
+    return "".join(
+        f"{{'loss': '{loss}', 'grad_norm': '{norm}', 'learning_rate': '0.01',"
+        f" 'tokens/trainable': {trainable}, 'tokens/total': 156, 'epoch': '0.5'}}\n"
+        for loss, norm, trainable in steps
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("steps", "cause"),
+    [
+        # All labels masked: axolotl logs 0 trainable tokens, loss 0 and grad_norm 0.
+        ([("0", "0", 0), ("0", "0", 0)], "no token carried a label"),
+        # Labels there, yet no gradient reached a trainable weight.
+        ([("5.9", "0", 89), ("5.9", "0", 89)], "gradient norm was 0"),
+        # Ordinary training, one step with nothing to learn: not flagged.
+        ([("5.9", "0.76", 89), ("0", "0", 0)], None),
+        ([("5.9", "nan", 89), ("5.8", "0", 89)], None),
+    ],
+    ids=["no-labels", "zero-gradient", "trained", "nan-norm-is-not-zero"],
+)
+def test_a_run_that_updated_no_weight_is_told_apart(
+    steps: list[tuple[str, str, int]], cause: str | None
+) -> None:
+    state = RunState()
+    state.absorb(parse(_metric_dicts(*steps)))
+    assert state.step == len(steps)
+    found = state.nothing_trained()
+    if cause is None:
+        assert found is None
+    else:
+        assert found is not None and cause in found[0], found
+        assert found[1], found
+
+
+def test_a_run_without_steps_is_not_called_untrained() -> None:
+    assert RunState().nothing_trained() is None

@@ -29,11 +29,11 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.helpers import REPO, clean_environ, start_cli
+from tests.helpers import REPO, clean_environ, script_run, start_cli
 from vlm_tui.core import launch, start
 from vlm_tui.core.checkpoints import newest_checkpoint
 from vlm_tui.core.command import LaunchPlan
-from vlm_tui.core.run_record import STOP_REQUEST_VARIABLE, RunPaths, read_json, write_json_atomic
+from vlm_tui.core.run_record import STOP_REQUEST_VARIABLE, RunPaths, read_json
 from vlm_tui.core.settings import settings_from_values
 
 ROUNDS = int(os.environ.get("VLM_TUI_STOP_ROUNDS", "1"))
@@ -327,24 +327,6 @@ except KeyboardInterrupt:
 def fake_run(root: Path, *, leaves: bool) -> RunPaths:
     code = textwrap.dedent(LAUNCHER).format(leaves=leaves, worker=textwrap.dedent(WORKER))
     return script_run(root, code)
-
-
-def script_run(root: Path, code: str) -> RunPaths:
-    """A run folder whose training is a Python script, as record_run would write it."""
-    root.mkdir()
-    paths = RunPaths(root)
-    write_json_atomic(
-        paths.command,
-        {
-            "argv": [sys.executable, "-c", code],
-            "cwd": str(root),
-            "logging_steps": 1,
-            "start_step": 0,
-            "topology": {},
-        },
-    )
-    write_json_atomic(paths.status, {"run_id": paths.run_id, "state": "created"})
-    return paths
 
 
 def start_fake_supervisor(paths: RunPaths, force_grace_s: float) -> subprocess.Popen[bytes]:

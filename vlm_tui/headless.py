@@ -76,9 +76,12 @@ def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]
 
 
 def exit_code_of(status: Mapping[str, object]) -> int:
-    """The training's code; a death by signal N reads as 128+N, as shells report it."""
+    """The training's code; a death by signal N reads as 128+N, as shells report it. A run
+    recorded failed although the training exited 0 (nothing was trained) exits 1."""
     code = status.get("exit_code")
     if not isinstance(code, int):
+        return 1
+    if code == 0 and status.get("state") == "failed":
         return 1
     return 128 - code if code < 0 else code
 

@@ -29,6 +29,23 @@ if TYPE_CHECKING:
     from vlm_tui.core.failure_hints import FailureScanner
 
 TOKENS_PER_SECOND_KEY = "tokens/train_per_sec_per_gpu"
+# Logged with each step's metrics: the tokens that carry a label, and the gradient's norm.
+TRAINABLE_TOKENS_KEY = "tokens/trainable"
+GRAD_NORM_KEY = "grad_norm"
+
+NOTHING_TRAINED_NO_LABELS = (
+    "no token carried a label: tokens/trainable was 0 at every logged step, so the loss was 0"
+    " and no weight was updated; the model learned nothing",
+    "check that every row has an assistant turn with text, that chat_template matches the model"
+    " family (it decides which tokens are the answer), and that sequence_len is not shorter than"
+    " the prompt with its image tokens",
+)
+NOTHING_TRAINED_ZERO_GRADIENT = (
+    "the gradient norm was 0 at every logged step: no weight was updated; the model learned"
+    " nothing",
+    "check that lora_target_modules names layers of this model and that the rows' answers are"
+    " not all masked (tokens/trainable in the log)",
+)
 
 
 def _failure_scanner() -> FailureScanner:
@@ -121,6 +138,10 @@ class RunState:
     learning_rates: list[tuple[int, float]] = field(default_factory=list)
     # axolotl logs tokens per second per GPU with each step's metrics.
     tokens_per_second_per_gpu: float | None = None
+    # The most labelled tokens and the largest gradient norm of any logged step (None: not
+    # logged): both 0 over a whole run mean nothing was trained.
+    most_trainable_tokens: float | None = None
+    largest_grad_norm: float | None = None
     # Known distributed failures seen in the output; shown only if the run fails, since some
     # (a retried connection) also appear in runs that go on to succeed.
     failures: FailureScanner = field(default_factory=_failure_scanner)
@@ -170,6 +191,12 @@ class RunState:
             tokens = event.values.get(TOKENS_PER_SECOND_KEY)
             if isinstance(tokens, int | float) and math.isfinite(tokens):
                 self.tokens_per_second_per_gpu = float(tokens)
+            self.most_trainable_tokens = _larger(
+                self.most_trainable_tokens, event.values.get(TRAINABLE_TOKENS_KEY)
+            )
+            self.largest_grad_norm = _larger(
+                self.largest_grad_norm, event.values.get(GRAD_NORM_KEY)
+            )
         elif isinstance(event, Summary):
             self.summary = dict(event.values)
         elif isinstance(event, CheckpointSaved):
@@ -203,12 +230,34 @@ class RunState:
             "last_error": self.last_error,
         }
 
+    def nothing_trained(self) -> tuple[str, str] | None:
+        """Cause and fix when the logged steps show that no weight was updated, else None.
+
+        A NaN gradient norm is a failure of its own kind, not "nothing": it counts as moved.
+        """
+        if self.step == 0:
+            return None
+        if self.most_trainable_tokens == 0:
+            return NOTHING_TRAINED_NO_LABELS
+        if self.largest_grad_norm == 0:
+            return NOTHING_TRAINED_ZERO_GRADIENT
+        return None
+
     def failure_fields(self) -> dict[str, Any]:
         """The cause and fix of a failed run, for status.json (empty when nothing matched)."""
         hint = self.failures.best
         if hint is None:
             return {}
         return {"hint": hint.key, "cause": hint.cause, "fix": hint.fix}
+
+
+def _larger(so_far: float | None, value: object) -> float | None:
+    """The larger of `so_far` and a logged number; NaN wins, so it never reads as zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return so_far
+    if math.isnan(value):
+        return math.inf
+    return float(value) if so_far is None else max(so_far, float(value))
 
 
 def _finite(value: float | None) -> float | None:

@@ -370,6 +370,11 @@ class Supervisor:
             # A training killed outright (the OOM killer) prints nothing: its exit code speaks.
             self.state.failures.feed_exit(exit_code)
         hint = self.state.failure_fields() if state == "failed" else {}
+        nothing = self.state.nothing_trained() if state == "finished" else None
+        if nothing is not None:
+            # Exit 0 and a loss of 0 look like success; a run that updated no weight is not one.
+            state, reason = "failed", "nothing was trained"
+            hint = {"hint": "nothing_trained", "cause": nothing[0], "fix": nothing[1]}
         if self.stop_requested == "graceful":
             self._note_saved_by_the_stop()
         # The last heartbeat first: once status.json says the run ended, it says so too.
