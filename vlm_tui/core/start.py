@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from vlm_tui.core import doctor, launch
 from vlm_tui.core.command import require_training_stack
 from vlm_tui.core.errors import UserError
+from vlm_tui.core.family_packages import require_family_packages
 
 Report = Callable[[str], None]
 
@@ -19,8 +20,13 @@ Report = Callable[[str], None]
 def prepare(
     plan: launch.RunPlan, environ: Mapping[str, str], report: Report, *, skip_check: bool
 ) -> None:
-    """The training stack, the demo assets, axolotl's schema check, then the pre-flight."""
+    """The training stack and what the model family needs, the demo assets, axolotl's schema
+    check, then the pre-flight."""
     require_training_stack()
+    template = plan.config.get("chat_template")
+    require_family_packages(
+        str(plan.config.get("base_model") or ""), template if isinstance(template, str) else None
+    )
     if plan.demo_assets is not None:
         report("preparing the demo model and dataset")
         launch.build_demo_assets(plan.demo_assets, environ)
