@@ -102,8 +102,23 @@ def test_a_second_demo_does_not_overwrite_the_first(
 
 
 def test_a_failing_training_exits_nonzero_with_a_reason(demo_cache: Path, tmp_path: Path) -> None:
+    # A PNG header and nothing after it: the check before launch reads headers only, so the
+    # training is what finds the image cut short.
+    (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 8)
+    row = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "path": "cut.png"},
+                    {"type": "text", "text": "What?"},
+                ],
+            },
+            {"role": "assistant", "content": "A cut image."},
+        ]
+    }
     broken = tmp_path / "broken.jsonl"
-    broken.write_text("this is not json\n")
+    broken.write_text(json.dumps(row) + "\n")
     done = run_cli(
         ["--no-ui", "--demo", "--skip-check", "--dataset_name", str(broken)],
         tmp_path,

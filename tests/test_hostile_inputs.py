@@ -13,6 +13,7 @@ checked here too. Host names end in `.invalid`: nothing is resolved or contacted
 from __future__ import annotations
 
 import ast
+import json
 import os
 from pathlib import Path
 
@@ -603,7 +604,8 @@ def _hostile_dataset(root: Path) -> Path:
     folder = root / "data: #&*!'\"" / "- ~!!python/object"
     folder.mkdir(parents=True)
     path = folder / HOSTILE_DATASET_NAME
-    path.write_text('{"messages": []}\n', encoding="utf-8")
+    row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
     return path
 
 
@@ -633,7 +635,10 @@ def test_the_written_config_holds_the_hostile_path_exactly(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     (written,) = (work / "runs").glob("*/config.yml")
     loaded = yaml.safe_load(written.read_text(encoding="utf-8"))
-    assert loaded["datasets"][0]["path"] == str(dataset.resolve())
+    # The training reads the run's checked copy; the record names the source exactly.
+    assert loaded["datasets"][0]["path"] == str(written.parent / "dataset.jsonl")
+    status = json.loads((written.parent / "status.json").read_text(encoding="utf-8"))
+    assert status["datasets"][0]["source"] == str(dataset.resolve())
     assert "injected" not in loaded
     # What the settings build, and vlm-tui's graceful stop that every launch adds.
     assert loaded["plugins"] == [GRACEFUL_STOP_PLUGIN]

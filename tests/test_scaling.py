@@ -138,6 +138,12 @@ def test_config_identity_ignores_only_what_differs_per_run() -> None:
     assert config_identity(yaml.safe_dump(dict(reversed(CONFIG.items())))) == base
     assert config_identity(yaml.safe_dump({**CONFIG, "micro_batch_size": 8})) != base
     assert config_identity(yaml.safe_dump({**CONFIG, "plugins": ["my.Plugin"]})) != base
+    # A run's own copy of its dataset is identified by the dataset it was made from.
+    source = CONFIG["datasets"][0]["path"]
+    copy = "/elsewhere.invalid/runs/20261202T000000Z-m/dataset.jsonl"
+    copied = {**CONFIG, "datasets": [{**CONFIG["datasets"][0], "path": copy}]}
+    assert config_identity(yaml.safe_dump(copied), {copy: source}) == base
+    assert config_identity(yaml.safe_dump(copied)) != base
     assert config_identity("- a list\n") is None
     assert config_identity("key: [unclosed\n") is None
 

@@ -157,8 +157,8 @@ def start_long_demo(
     assert plan.topology.world_size == processes, plan.topology
     plan.config["plugins"] = [*(plan.config.get("plugins") or []), *extra_plugins]
     # The schema check has its own tests; the demo assets and the pre-flight run as in the TUI.
-    start.prepare(plan, environ, lambda _text: None, skip_check=True)
-    paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=False)
+    data = start.prepare(plan, environ, workdir, lambda _text: None, skip_check=True)
+    paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=False, data=data)
     return paths, launch.start_supervisor(paths, launch_plan)
 
 

@@ -70,6 +70,12 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
         *_spellings("skip_check"), action="store_true", help="skip axolotl's schema check"
     )
     mode.add_argument(
+        *_spellings("skip_bad_rows"),
+        action="store_true",
+        help="train on a dataset's usable rows when some are not (they are listed in the run"
+        " folder) instead of refusing it",
+    )
+    mode.add_argument(
         "--theme", metavar="NAME", help="TUI colours: a theme from themes/ (NO_COLOR honoured)"
     )
     mode.add_argument("--version", action="version", version=f"vlm-tui {__version__}")
@@ -129,26 +135,65 @@ def build_run_parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
+def build_check_data_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="vlm-tui check-data",
+        allow_abbrev=False,
+        description=(
+            "Read every row of a local dataset (JSON Lines, JSON, CSV, Parquet, or a folder of"
+            " them) as a launch would: formats, roles, turns, every image's file and header."
+            " Exit 0 when every row is usable, 2 when any is not."
+        ),
+    )
+    parser.add_argument("dataset", metavar="DATASET", help="a dataset file or folder")
+    parser.add_argument(
+        "--show",
+        type=_row_count,
+        default=0,
+        metavar="N",
+        help="print the first N rows as the training will read them",
+    )
+    parser.add_argument(
+        "--all_problems",
+        "--all-problems",
+        action="store_true",
+        help="print every problem row, not the first few",
+    )
+    return parser
+
+
+def _row_count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError("must be a whole number from 0 to 1000")
+    return int(text)
+
+
 # What a shell reports for a process ended by SIGPIPE, which is how `head` ends a writer.
 CLOSED_PIPE = 128 + 13
 RUN_HELP = "Runs are the folders under runs/ in the current directory."
 RUN_COMMANDS = ("attach", "runs", "stop", "status")
 # Errors about these are named as flags even though they are not form fields.
-OWN_FLAGS = ("config", "theme", "dry_run", "resume", "detach")
+OWN_FLAGS = ("config", "theme", "dry_run", "resume", "detach", "skip_bad_rows")
+# Problems a dataset check prints unless asked for all.
+SHOWN_PROBLEMS = 5
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    command = args[0] if args[:1] and args[0] in ("doctor", *RUN_COMMANDS) else None
+    command = args[0] if args[:1] and args[0] in ("doctor", "check-data", *RUN_COMMANDS) else None
     if command is not None:
         args = args[1:]
     if command in RUN_COMMANDS:
         options = build_run_parser(command).parse_args(args)
+    elif command == "check-data":
+        options = build_check_data_parser().parse_args(args)
     else:
         options = build_parser(f"vlm-tui {command}" if command else "vlm-tui").parse_args(args)
     try:
         if command == "doctor":
             code = _doctor(options)
+        elif command == "check-data":
+            code = _check_data(options)
         elif command in RUN_COMMANDS:
             code = _run_command(command, options)
         else:
@@ -187,6 +232,26 @@ def _doctor(options: argparse.Namespace) -> int:
 
     settings = settings_from_values(_given(options), require_data=False)
     return headless.run_doctor(settings, os.environ, Path.cwd())
+
+
+def _check_data(options: argparse.Namespace) -> int:
+    from vlm_tui.core.dataset_check import check_dataset, shown_rows
+    from vlm_tui.core.dataset_rows import DatasetError
+
+    source = Path(options.dataset).expanduser()
+    try:
+        report = check_dataset(source, Path.cwd())
+    except DatasetError as error:
+        raise UserError("dataset", str(error)) from None
+    print(f"{source}: {report.summary_line()}")
+    limit = len(report.problems) if options.all_problems else SHOWN_PROBLEMS
+    for line in report.problem_lines(limit):
+        print(f"  {line}")
+    for line in shown_rows(source, Path.cwd(), options.show):
+        print(line)
+    if not report.ok:
+        raise UserError("dataset", report.refusal())
+    return 0
 
 
 def _run_command(command: str, options: argparse.Namespace) -> int:
@@ -248,6 +313,7 @@ def _run(options: argparse.Namespace) -> int:
         demo=options.demo,
         overwrite=options.overwrite,
         resume=options.resume,
+        skip_bad_rows=options.skip_bad_rows,
     )
     if not options.no_ui:
         return _tui(options, request)

@@ -211,13 +211,16 @@ def run(
         print(f"{PREFIX} {plan.hardware.note}", file=out)
     for note in plan.topology.notes:
         print(f"{PREFIX} {note}", file=out)
-    if not dry_run:
 
-        def report(text: str) -> None:
-            print(f"{PREFIX} {text}", file=out, flush=True)
+    def report(text: str) -> None:
+        print(f"{PREFIX} {text}", file=out, flush=True)
 
-        start.prepare(plan, environ, report, skip_check=skip_check)
-    paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=dry_run)
+    # A dry run checks the datasets too; a launch checks everything first.
+    if dry_run:
+        data = launch.prepare_data(plan, workdir, report)
+    else:
+        data = start.prepare(plan, environ, workdir, report, skip_check=skip_check)
+    paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=dry_run, data=data)
     for line in topology_lines(plan.topology, plan.detection, launch_plan.port):
         print(line, file=out)
     print("", file=out)

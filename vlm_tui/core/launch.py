@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from vlm_tui.core.command import (
 from vlm_tui.core.environment import Detection, detect
 from vlm_tui.core.errors import SetupError, UserError
 from vlm_tui.core.hardware import Hardware, probe_hardware
+from vlm_tui.core.run_dataset import PreparedData, prepare_datasets
 from vlm_tui.core.run_record import (
     RUNS_FOLDER,
     STOP_REQUEST_VARIABLE,
@@ -62,6 +63,8 @@ NODE_OUTPUT_NAME = "node-output"
 
 DEMO_OUTPUT_NAME = "vlm-tui-demo"
 
+Report = Callable[[str], None]
+
 
 @dataclass(frozen=True)
 class LaunchRequest:
@@ -72,6 +75,8 @@ class LaunchRequest:
     overwrite: bool = False
     # Go on from the newest checkpoint-N in the output folder, the step count with it.
     resume: bool = False
+    # Train on a dataset's usable rows when some are not (they are listed in the run folder).
+    skip_bad_rows: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class RunPlan:
     demo_assets: demo.DemoAssets | None
     # The step the training goes on from (a resume's checkpoint step), for numbering its logs.
     start_step: int = 0
+    skip_bad_rows: bool = False
 
 
 def demo_settings(
@@ -201,6 +207,7 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
         offline=offline,
         demo_assets=demo_assets,
         start_step=start_step,
+        skip_bad_rows=request.skip_bad_rows,
     )
 
 
@@ -305,12 +312,35 @@ def preview(plan: RunPlan, environ: Mapping[str, str], workdir: Path) -> LaunchP
     return launch_plan(plan, paths, environ, workdir)
 
 
+def prepare_data(plan: RunPlan, workdir: Path, report: Report | None = None) -> PreparedData:
+    """Check and convert the plan's local datasets (see run_dataset); nothing is created."""
+    return prepare_datasets(
+        plan.config, workdir, skip_bad_rows=plan.skip_bad_rows, report=report or _quiet
+    )
+
+
+def _quiet(_text: str) -> None:
+    pass
+
+
 def record_run(
-    plan: RunPlan, environ: Mapping[str, str], workdir: Path, *, dry_run: bool
+    plan: RunPlan,
+    environ: Mapping[str, str],
+    workdir: Path,
+    *,
+    dry_run: bool,
+    data: PreparedData | None = None,
 ) -> tuple[RunPaths, LaunchPlan]:
-    """Create the run folder with config.yml, command.json and a first status.json."""
-    paths = create_run_folder(workdir / RUNS_FOLDER, run_name(plan), utc_now())
-    config = plan.config
+    """Create the run folder with config.yml, the dataset the training reads, command.json and
+    a first status.json. `data` is the datasets' check, when the caller ran it already."""
+    if data is None:
+        data = prepare_data(plan, workdir)
+    try:
+        paths = create_run_folder(workdir / RUNS_FOLDER, run_name(plan), utc_now())
+    except BaseException:
+        data.discard()
+        raise
+    config = data.place(paths.root, plan.config)
     if not writes_shared_output(plan):
         config = {**config, "output_dir": str(paths.root / NODE_OUTPUT_NAME)}
     paths.config.write_text(dump_axolotl_yaml(config), encoding="utf-8")
@@ -356,6 +386,17 @@ def record_run(
             ),
             "config": str(paths.config),
             "exit_code": None,
+            "datasets": [
+                {
+                    "source": str(dataset.report.source),
+                    "copy": config["datasets"][dataset.index]["path"],
+                    "rows": dataset.report.rows,
+                    "good_rows": dataset.report.good_rows,
+                    "images": dataset.report.images,
+                    "problem_rows": len(dataset.report.problems),
+                }
+                for dataset in data.datasets
+            ],
         },
     )
     return paths, launch

@@ -69,9 +69,12 @@ PER_RUN_KEYS = ("output_dir", "resume_from_checkpoint")
 KEEP_LOSS_POINTS = 2000
 
 
-def config_identity(config_text: str) -> str | None:
+def config_identity(
+    config_text: str, dataset_sources: Mapping[str, str] | None = None
+) -> str | None:
     """A short hash of an axolotl config, less what vlm-tui sets per run or per node; None
-    when the text is not a YAML mapping."""
+    when the text is not a YAML mapping. `dataset_sources` maps a run's own copy of a dataset
+    (in its run folder) to the dataset it was made from, which is what identifies it."""
     try:
         config = yaml.safe_load(config_text)
     except yaml.YAMLError:
@@ -79,6 +82,13 @@ def config_identity(config_text: str) -> str | None:
     if not isinstance(config, dict):
         return None
     kept = {key: value for key, value in config.items() if key not in PER_RUN_KEYS}
+    if dataset_sources and isinstance(kept.get("datasets"), list):
+        kept["datasets"] = [
+            {**entry, "path": dataset_sources.get(str(entry.get("path")), entry.get("path"))}
+            if isinstance(entry, dict)
+            else entry
+            for entry in kept["datasets"]
+        ]
     # vlm-tui's own: the CPU placement comes with width (the same config trained wider), and the
     # graceful stop came with a later version.
     plugins = kept.pop("plugins", None)
@@ -164,6 +174,15 @@ def _trainable_tokens(records: Sequence[dict[str, Any]]) -> float | None:
     return None
 
 
+def recorded_dataset_sources(status: Mapping[str, Any]) -> dict[str, str]:
+    """The run's dataset copies and what each was made from, as status.json records them."""
+    found = {}
+    for entry in status.get("datasets") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("copy"), str):
+            found[entry["copy"]] = str(entry.get("source"))
+    return found
+
+
 def read_run(paths: RunPaths) -> RunThroughput:
     """A run folder's figures; whatever it lacks reads as None (a reader never raises)."""
     status = read_json(paths.status) or {}
@@ -173,7 +192,9 @@ def read_run(paths: RunPaths) -> RunThroughput:
     summary = status.get("summary")
     summary = summary if isinstance(summary, dict) else {}
     try:
-        config_id = config_identity(paths.config.read_text(encoding="utf-8"))
+        config_id = config_identity(
+            paths.config.read_text(encoding="utf-8"), recorded_dataset_sources(status)
+        )
     except (OSError, UnicodeDecodeError):
         config_id = None
     records = _train_records(paths)

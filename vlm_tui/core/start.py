@@ -8,20 +8,27 @@ created or launched by then.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from vlm_tui.core import doctor, launch
 from vlm_tui.core.command import require_training_stack
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.family_packages import require_family_packages
+from vlm_tui.core.run_dataset import PreparedData
 
 Report = Callable[[str], None]
 
 
 def prepare(
-    plan: launch.RunPlan, environ: Mapping[str, str], report: Report, *, skip_check: bool
-) -> None:
-    """The training stack and what the model family needs, the demo assets, axolotl's schema
-    check, then the pre-flight."""
+    plan: launch.RunPlan,
+    environ: Mapping[str, str],
+    workdir: Path,
+    report: Report,
+    *,
+    skip_check: bool,
+) -> PreparedData:
+    """The training stack and what the model family needs, the demo assets, the datasets (their
+    converted rows, for `record_run`), axolotl's schema check, then the pre-flight."""
     require_training_stack()
     template = plan.config.get("chat_template")
     require_family_packages(
@@ -30,14 +37,21 @@ def prepare(
     if plan.demo_assets is not None:
         report("preparing the demo model and dataset")
         launch.build_demo_assets(plan.demo_assets, environ)
-    if not skip_check:
-        report("checking the config with axolotl's schema")
-        errors = launch.schema_errors(plan, dict(environ, HF_HUB_OFFLINE="1"))
-        if errors:
-            first = errors[0]
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise UserError(f"config key {first['field']!r}", f"{first['message']}{more}")
-    preflight(plan, environ, report)
+    # Before the slower checks: a dataset's problems are the most common ones.
+    data = launch.prepare_data(plan, workdir, report)
+    try:
+        if not skip_check:
+            report("checking the config with axolotl's schema")
+            errors = launch.schema_errors(plan, dict(environ, HF_HUB_OFFLINE="1"))
+            if errors:
+                first = errors[0]
+                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                raise UserError(f"config key {first['field']!r}", f"{first['message']}{more}")
+        preflight(plan, environ, report)
+    except BaseException:
+        data.discard()
+        raise
+    return data
 
 
 def preflight(plan: launch.RunPlan, environ: Mapping[str, str], report: Report) -> None:

@@ -315,18 +315,23 @@ class MonitorScreen(Screen[None]):
         def report(text: str) -> None:
             self._hand(self._add_lines, [f"{PREFIX} {text}"])
 
+        data = None
         try:
-            start.prepare(self.plan, self.environ, report, skip_check=self.skip_check)
+            data = start.prepare(
+                self.plan, self.environ, self.workdir, report, skip_check=self.skip_check
+            )
             if worker.is_cancelled:
+                data.discard()
                 return
             paths, launch_plan = launch.record_run(
-                self.plan, self.environ, self.workdir, dry_run=False
+                self.plan, self.environ, self.workdir, dry_run=False, data=data
             )
-        except UserError as error:
-            self._hand(self._refuse, error_text(error))
-            return
-        except SetupError as error:
-            self._hand(self._refuse, str(error))
+        except (UserError, SetupError) as error:
+            if data is not None:
+                data.discard()
+            self._hand(
+                self._refuse, error_text(error) if isinstance(error, UserError) else str(error)
+            )
             return
         supervisor = launch.start_supervisor(paths, launch_plan)
         self._hand(self._started, paths, launch_plan, supervisor)
