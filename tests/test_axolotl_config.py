@@ -154,3 +154,30 @@ def test_broken_config_files_are_user_errors(tmp_path: Path, text: str) -> None:
     with pytest.raises(UserError) as caught:
         load_axolotl_yaml(path)
     assert caught.value.field == "config"
+
+
+def test_no_evaluation_unless_asked(dataset: Path, tmp_path: Path) -> None:
+    settings = settings_from_values({"dataset_name": str(dataset), "output_model_name": "ft"})
+    config = build_axolotl_config(settings, CPU_ONLY, tmp_path)
+    assert config["val_set_size"] == 0.0
+    assert not {"test_datasets", "eval_strategy", "eval_steps", "evals_per_epoch"} & set(config)
+
+
+def test_a_validation_share_is_evaluated_four_times_an_epoch_or_every_n_steps(
+    dataset: Path, tmp_path: Path
+) -> None:
+    values = {"dataset_name": str(dataset), "output_model_name": "ft", "val_set_size": "0.1"}
+    config = build_axolotl_config(settings_from_values(values), CPU_ONLY, tmp_path)
+    assert (config["val_set_size"], config["evals_per_epoch"]) == (0.1, 4)
+    every = build_axolotl_config(
+        settings_from_values({**values, "eval_steps": "25"}), CPU_ONLY, tmp_path
+    )
+    assert (every["eval_strategy"], every["eval_steps"]) == ("steps", 25)
+    assert "evals_per_epoch" not in every
+
+
+def test_an_eval_dataset_becomes_axolotls_test_datasets(dataset: Path, tmp_path: Path) -> None:
+    values = {"dataset_name": str(dataset), "output_model_name": "ft", "eval_dataset": str(dataset)}
+    config = build_axolotl_config(settings_from_values(values), CPU_ONLY, tmp_path)
+    assert config["test_datasets"] == [{**config["datasets"][0], "split": "train"}]
+    assert config["val_set_size"] == 0.0 and config["evals_per_epoch"] == 4

@@ -561,6 +561,7 @@ def test_skip_bad_rows_trains_on_the_rest_and_lists_what_it_left_out(tmp_path: P
     assert "row 2 names image images/gone.png" in problem
     status = json.loads((run / "status.json").read_text())
     assert status["datasets"][0] == {
+        "use": "train",
         "source": str(dataset),
         "copy": str(run / "dataset.jsonl"),
         "rows": 3,

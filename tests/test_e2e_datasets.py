@@ -1,5 +1,6 @@
 """The datasets people have train for real: LLaVA/ShareGPT and an `images` column, each beside
-its images with paths relative to the dataset file, launched from another folder.
+its images with paths relative to the dataset file, launched from another folder; and the
+evaluation a user asks for (a held-out share, or a dataset of its own) is shown everywhere.
 
 The demo's model trains on them (real axolotl, CPU); the run folder holds the converted rows the
 training read, with absolute image paths, and the user's files are untouched.
@@ -7,6 +8,7 @@ training read, with absolute image paths, and the user's files are untouched.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -16,7 +18,12 @@ from typing import Any
 import pytest
 
 from tests.helpers import clean_environ, only_run, run_cli
+from tests.tui.test_setup_screen import SIZE, make_app, wait_for
 from vlm_tui.core import demo, launch
+from vlm_tui.core.run_record import RunPaths
+from vlm_tui.tui.monitor_screen import MonitorScreen
+from vlm_tui.tui.setup_screen import SetupScreen
+from vlm_tui.tui.widgets.loss_chart import LossChart
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +66,7 @@ def _train_from_elsewhere(dataset: Path, kind: str, tmp_path: Path, demo_cache: 
     before = dataset.read_text()
     work, done = _launch_from_elsewhere(dataset, tmp_path, demo_cache)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
-    assert f"dataset: {ROWS} rows ({kind} {ROWS}), {ROWS} images" in done.stdout, done.stdout
+    assert f"dataset_name: {ROWS} rows ({kind} {ROWS}), {ROWS} images" in done.stdout, done.stdout
     run = only_run(work)
     assert str(run / "dataset.jsonl") in (run / "config.yml").read_text()
     copied = [json.loads(line) for line in (run / "dataset.jsonl").read_text().splitlines()]
@@ -134,3 +141,79 @@ def test_a_missing_image_in_a_late_row_is_refused_before_launch(
     assert "--dataset_name: row 2000 names image images/gone.png" in line, line
     assert "which does not exist" in line, line
     assert list(work.iterdir()) == []
+
+
+def test_the_demo_with_a_validation_split_shows_its_eval_loss_everywhere(
+    demo_cache: Path, tmp_path: Path
+) -> None:
+    environ = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
+    done = run_cli(
+        ["--no-ui", "--demo", "--val_set_size", "0.25", "--eval_steps", "4"], tmp_path, environ
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    run = only_run(tmp_path)
+    status = json.loads((run / "status.json").read_text())
+    evals = [
+        record
+        for record in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        if record["kind"] == "eval"
+    ]
+    # 48 training rows, 12 steps an epoch, 24 in all: evaluated at the start and every 4 steps.
+    assert len(evals) >= 6, evals
+    best = min(evals, key=lambda record: record["eval_loss"])
+    assert (status["best_eval_loss"], status["best_eval_step"]) == (
+        best["eval_loss"],
+        best["step"],
+    )
+    assert best["eval_loss"] < evals[0]["eval_loss"]
+    assert (
+        f"[vlm-tui] eval loss: best {best['eval_loss']:.4g} at step {best['step']}" in done.stdout
+    )
+    assert any("  eval " in line for line in done.stdout.splitlines() if " step " in line)
+    listed = run_cli(["runs"], tmp_path, environ)
+    header, row = listed.stdout.splitlines()[:2]
+    assert "BEST EVAL" in header and f"{best['eval_loss']:.4g}" in row.split(), listed.stdout
+    compared = run_cli(["runs", "--compare"], tmp_path, environ)
+    assert "EVAL LOSS" in compared.stdout and f"{best['eval_loss']:.4g}" in compared.stdout
+
+    # The monitor attached to it draws the evaluations on the chart.
+    app = make_app(tmp_path, environ)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+            screen = MonitorScreen(None, environ, tmp_path, run_folder=RunPaths(run))
+            await app.push_screen(screen)
+            await wait_for(lambda: screen.view.ended, pilot)
+            chart = screen.query_one(LossChart)
+            await wait_for(lambda: "eval" in chart.render().plain.split("\n")[0], pilot)
+            header = chart.render().plain.split("\n")[0]
+            assert f"best {best['eval_loss']:.3g}" in header, header
+
+    asyncio.run(scenario())
+
+
+def test_an_eval_dataset_of_its_own_is_checked_copied_and_evaluated(
+    demo_cache: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "held-out"
+    lines = [
+        json.dumps({"image": f"images/{name}", "text": answer})
+        for name, _question, answer in _demo_rows(demo_cache, data)[:8]
+    ]
+    (data / "eval.jsonl").write_text("\n".join(lines) + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    done = run_cli(
+        ["--no-ui", "--demo", "--eval_dataset", str(data / "eval.jsonl"), "--eval_steps", "8"],
+        work,
+        clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)}),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert "eval_dataset: 8 rows (caption 8), 8 images" in done.stdout, done.stdout
+    run = only_run(work)
+    config = (run / "config.yml").read_text()
+    assert str(run / "eval-dataset.jsonl") in config
+    status = json.loads((run / "status.json").read_text())
+    assert [entry["use"] for entry in status["datasets"]] == ["train", "eval"]
+    assert isinstance(status["best_eval_loss"], float), status

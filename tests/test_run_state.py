@@ -131,3 +131,25 @@ def test_a_run_that_updated_no_weight_is_told_apart(
 
 def test_a_run_without_steps_is_not_called_untrained() -> None:
     assert RunState().nothing_trained() is None
+
+
+def test_evaluations_are_kept_with_the_best_and_its_step() -> None:
+    lines = (
+        _metric_dicts(("5.9", "0.7", 89))
+        + b"{'eval_loss': '6.882', 'eval_runtime': '0.22', 'epoch': 0}\n"
+        + _metric_dicts(("3.1", "0.7", 89), ("2.5", "0.7", 89))
+        + b"{'eval_loss': '2.522', 'eval_runtime': '0.17', 'epoch': '0.33'}\n"
+        + _metric_dicts(("2.0", "0.7", 89))
+        + b"{'eval_loss': '2.9', 'eval_runtime': '0.17', 'epoch': '0.5'}\n"
+    )
+    state = RunState()
+    state.absorb(parse(lines))
+    assert state.eval_losses == [(1, 6.882), (3, 2.522), (4, 2.9)]
+    assert state.best_eval == (3, 2.522)
+    fields = state.status_fields()
+    assert (fields["last_eval_loss"], fields["best_eval_loss"], fields["best_eval_step"]) == (
+        2.9,
+        2.522,
+        3,
+    )
+    assert "best_eval_loss" not in RunState().status_fields()

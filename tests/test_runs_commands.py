@@ -123,9 +123,12 @@ def test_runs_lists_state_steps_losses_and_runtime(tmp_path: Path) -> None:
         "LOSS",
         "LAST",
         "LOSS",
+        "BEST",
+        "EVAL",
         "RUNTIME",
     ]
-    # command.json names no topology and the output no summary: unknown, not made up.
+    # command.json names no topology, the output no summary and no evaluation: unknown, not
+    # made up.
     assert lines[1].split() == [
         "20261124T100000Z-alpha",
         "finished",
@@ -135,6 +138,7 @@ def test_runs_lists_state_steps_losses_and_runtime(tmp_path: Path) -> None:
         "-",
         "7",
         "0.7",
+        "-",
         "0:01:05",
     ]
     assert lines[2].split()[1:3] == ["failed", "(1)"]

@@ -187,6 +187,8 @@ def test_speedup_is_samples_per_second_over_the_best_single_process_run(tmp_path
         "TOKENS/S",
         "RUNTIME",
         "LOSS",
+        "EVAL",
+        "LOSS",
         "SPEED-UP",
         "GUIDE",
         "EXPECTS",
@@ -194,6 +196,8 @@ def test_speedup_is_samples_per_second_over_the_best_single_process_run(tmp_path
     assert row_of(lines, "a-slow-one")[-2:] == ["0.8x", "1x (baseline)"]
     assert row_of(lines, "b-fast-one")[-2:] == ["1.0x (baseline)", "1x (baseline)"]
     assert row_of(lines, "c-two")[2:4] == ["2", "85"]
+    # None of them evaluated: no eval loss is made up.
+    assert all(row_of(lines, name)[-3] == "-" for name in names)
     assert row_of(lines, "c-two")[-2:] == ["1.7x", "~1.75x (at 87.5% efficiency)"]
     assert row_of(lines, "d-four")[-2:] == ["3.2x", "~3.5x"]
 

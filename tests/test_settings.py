@@ -27,6 +27,13 @@ from vlm_tui.core.settings import Settings, settings_from_values, validate_field
         ("base_model", "Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-2B-Instruct"),
         ("dataset_name", "HuggingFaceM4/the_cauldron", "HuggingFaceM4/the_cauldron"),
         ("seed", str(2**32 - 1), 2**32 - 1),
+        ("val_set_size", "0.05", 0.05),
+        ("val_set_size", "0", 0.0),
+        ("val_set_size", "200", 200),
+        ("val_set_size", 0.1, 0.1),
+        ("val_set_size", 12.0, 12),
+        ("eval_steps", "", None),
+        ("eval_steps", "50", 50),
     ],
 )
 def test_valid_values(name: str, raw: object, expected: object) -> None:
@@ -60,6 +67,13 @@ def test_valid_values(name: str, raw: object, expected: object) -> None:
         ("dataset_name", "a\x00b", "NUL"),
         ("chat_template", "chatml", "one of: llava"),
         ("full_finetune", "maybe", "true or false"),
+        ("val_set_size", "1.5", "a share of the rows from 0 to below 1"),
+        ("val_set_size", "-0.1", "a share of the rows"),
+        ("val_set_size", "nan", "or a row count"),
+        ("val_set_size", "five", "or a row count"),
+        ("val_set_size", True, "a share of the rows"),
+        ("eval_steps", "0", "whole number from 1"),
+        ("eval_dataset", "/no/such/eval.jsonl", "does not exist"),
     ],
 )
 def test_invalid_values_name_the_field_and_what_is_allowed(
@@ -103,3 +117,20 @@ def test_cross_field_rules() -> None:
     with pytest.raises(UserError) as caught:
         settings_from_values({"output_model_name": "m"})
     assert caught.value.field == "dataset_name"
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "allowed"),
+    [
+        ({"val_set_size": "0.1", "eval_dataset": "EVAL"}, "eval_dataset", "not both"),
+        ({"eval_steps": "10"}, "eval_steps", "only applies with val_set_size or eval_dataset"),
+    ],
+)
+def test_evaluation_settings_that_contradict_each_other_are_refused(
+    values: dict[str, str], field: str, allowed: str, tmp_path: Path
+) -> None:
+    (tmp_path / "eval.jsonl").write_text("{}\n")
+    given = {k: str(tmp_path / "eval.jsonl") if v == "EVAL" else v for k, v in values.items()}
+    with pytest.raises(UserError) as caught:
+        settings_from_values({**given, "dataset_name": "org/set", "output_model_name": "m"})
+    assert caught.value.field == field and allowed in caught.value.message

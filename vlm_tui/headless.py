@@ -40,6 +40,8 @@ def progress_line(state: RunState) -> str | None:
         parts[0] += f" ({100 * progress.step // progress.total}%)"
     if state.last_loss is not None:
         parts.append(f"loss {state.last_loss:.4g}")
+    if state.eval_losses:
+        parts.append(f"eval {state.eval_losses[-1][1]:.4g}")
     if state.learning_rate is not None:
         parts.append(f"lr {state.learning_rate:.3g}")
     if progress.steps_per_second:
@@ -60,6 +62,9 @@ def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]
     lines = [
         f"{PREFIX} {outcome} (exit {code}) in {clock(runtime_s(dict(status)))}: {steps}{losses}"
     ]
+    if state.best_eval is not None:
+        step, loss = state.best_eval
+        lines.append(f"{PREFIX} eval loss: best {loss:.4g} at step {step}")
     if outcome != "finished" and status.get("reason"):
         lines.append(f"{PREFIX} reason: {status['reason']}")
     if outcome == "failed" and status.get("cause"):

@@ -198,3 +198,24 @@ def test_widget_shows_only_the_header_when_tiny() -> None:
             assert len(rendered) <= chart.size.width
 
     asyncio.run(scenario())
+
+
+def test_evaluations_are_points_on_the_loss_scale_with_the_best_in_the_header() -> None:
+    async def scenario() -> None:
+        app = ChartApp()
+        async with app.run_test(size=(100, 20)) as pilot:
+            chart = app.query_one(LossChart)
+            losses = _falling_losses(100)
+            evals = [(0, 6.9), (25, 3.4), (50, 3.1), (75, 3.3)]
+            chart.set_data(losses, evals=evals)
+            await pilot.pause()
+            header = chart.render().plain.split("\n")[0]
+            assert "eval 3.3 (best 3.1 @ 50)" in header, header
+            with_evals = chart.last_rendered_points
+            chart.set_data(losses)
+            await pilot.pause()
+            assert "eval" not in chart.render().plain.split("\n")[0]
+            # The four evaluations are drawn as a series of their own.
+            assert with_evals == chart.last_rendered_points + len(evals)
+
+    asyncio.run(scenario())

@@ -21,8 +21,11 @@ from vlm_tui.core.model_family import model_family
 from vlm_tui.core.settings import Settings, validate_field
 
 OUTPUTS_FOLDER = "outputs"
+# Evaluations an epoch when the user asked for a validation split but no interval.
+EVALS_PER_EPOCH = 4
 _DATASET_FILE_TYPES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
+_EVAL_KEYS = ("val_set_size", "test_datasets", "eval_strategy", "eval_steps", "evals_per_epoch")
 # Which axolotl keys each setting decides; with `--config` only the settings the user gave
 # replace these keys in the loaded YAML.
 FIELD_KEYS: dict[str, tuple[str, ...]] = {
@@ -49,6 +52,10 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "save_strategy": ("save_strategy", "save_steps"),
     "save_steps": ("save_steps",),
     "logging_steps": ("logging_steps",),
+    # Evaluation: whichever of these the three settings decide together.
+    "val_set_size": _EVAL_KEYS,
+    "eval_dataset": _EVAL_KEYS,
+    "eval_steps": _EVAL_KEYS,
 }
 
 
@@ -101,6 +108,21 @@ def _dataset_entry(dataset: str) -> dict[str, Any]:
     return entry
 
 
+def _evaluation_keys(settings: Settings) -> dict[str, Any]:
+    """A held-out share or a dataset of its own, evaluated every N steps or 4 times an epoch."""
+    keys: dict[str, Any] = {}
+    if settings.eval_dataset is not None:
+        # axolotl reads the rows of a local file as its "train" split, whatever they are for.
+        keys["test_datasets"] = [{**_dataset_entry(settings.eval_dataset), "split": "train"}]
+    if settings.eval_dataset is None and not settings.val_set_size:
+        return keys
+    if settings.eval_steps is not None:
+        keys |= {"eval_strategy": "steps", "eval_steps": settings.eval_steps}
+    else:
+        keys["evals_per_epoch"] = EVALS_PER_EPOCH
+    return keys
+
+
 def build_axolotl_config(settings: Settings, hardware: Hardware, workdir: Path) -> dict[str, Any]:
     """A complete axolotl config dict for `settings` on `hardware`."""
     family = model_family(settings.base_model, settings.chat_template)
@@ -113,7 +135,7 @@ def build_axolotl_config(settings: Settings, hardware: Hardware, workdir: Path) 
         "remove_unused_columns": False,
         "sample_packing": False,
         "datasets": [_dataset_entry(settings.dataset_name)],
-        "val_set_size": 0.0,
+        "val_set_size": settings.val_set_size,
         "sequence_len": settings.sequence_len,
         "micro_batch_size": settings.batch_size,
         "gradient_accumulation_steps": settings.gradient_accumulation_steps,
@@ -135,6 +157,7 @@ def build_axolotl_config(settings: Settings, hardware: Hardware, workdir: Path) 
         "dynamic_checkpoint": dict(CHECKPOINT_ON_REQUEST),
     }
     config.update(_precision_keys(settings.precision, hardware))
+    config.update(_evaluation_keys(settings))
     if settings.max_steps is not None:
         config["max_steps"] = settings.max_steps
     if settings.save_steps is not None:
@@ -216,6 +239,8 @@ _READ_BACK = {
     "save_strategy": "save_strategy",
     "save_steps": "save_steps",
     "logging_steps": "logging_steps",
+    "val_set_size": "val_set_size",
+    "eval_steps": "eval_steps",
 }
 
 
@@ -231,6 +256,9 @@ def settings_values_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     datasets = config.get("datasets")
     if isinstance(datasets, list) and datasets and isinstance(datasets[0], dict):
         raw["dataset_name"] = datasets[0].get("path")
+    tests = config.get("test_datasets")
+    if isinstance(tests, list) and tests and isinstance(tests[0], dict):
+        raw["eval_dataset"] = tests[0].get("path")
     output = config.get("output_dir")
     if isinstance(output, str) and output.strip():
         raw["output_model_name"] = Path(output.rstrip("/")).name

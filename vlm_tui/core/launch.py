@@ -388,8 +388,9 @@ def record_run(
             "exit_code": None,
             "datasets": [
                 {
+                    "use": "train" if dataset.key == "datasets" else "eval",
                     "source": str(dataset.report.source),
-                    "copy": config["datasets"][dataset.index]["path"],
+                    "copy": config[dataset.key][dataset.index]["path"],
                     "rows": dataset.report.rows,
                     "good_rows": dataset.report.good_rows,
                     "images": dataset.report.images,

@@ -27,7 +27,8 @@ PROBLEMS_NAME = "dataset-problems.txt"
 
 @dataclass(frozen=True)
 class CheckedDataset:
-    index: int  # in the config's `datasets`
+    key: str  # datasets or test_datasets
+    index: int  # in that list
     report: DataReport
     scratch: Path  # the converted rows, until they move into the run folder
 
@@ -43,13 +44,18 @@ class PreparedData:
 
     def place(self, run_root: Path, config: dict[str, Any]) -> dict[str, Any]:
         """Move the converted rows into the run folder; the config naming them (a copy)."""
-        entries = [dict(entry) for entry in config.get("datasets") or []]
+        placed = {
+            key: [dict(entry) for entry in config.get(key) or []]
+            for key in DATASET_KEYS
+            if key in config
+        }
         problems: list[str] = []
         for dataset in self.datasets:
-            name = "dataset.jsonl" if dataset.index == 0 else f"dataset-{dataset.index + 1}.jsonl"
+            stem = "dataset" if dataset.key == "datasets" else "eval-dataset"
+            name = f"{stem}.jsonl" if dataset.index == 0 else f"{stem}-{dataset.index + 1}.jsonl"
             target = run_root / name
             shutil.move(str(dataset.scratch), target)
-            entries[dataset.index].update(
+            placed[dataset.key][dataset.index].update(
                 path=str(target), ds_type="json", type="chat_template", field_messages="messages"
             )
             problems += [
@@ -57,18 +63,24 @@ class PreparedData:
             ]
         if problems:
             (run_root / PROBLEMS_NAME).write_text("\n".join(problems) + "\n", encoding="utf-8")
-        return {**config, "datasets": entries} if self.datasets else config
+        return {**config, **placed} if self.datasets else config
 
 
-def local_chat_datasets(config: dict[str, Any]) -> list[tuple[int, Path]]:
-    """The config's datasets vlm-tui checks: local files or folders read as chat_template."""
+# The config keys that list datasets: what the training reads, and what it is evaluated on.
+DATASET_KEYS = ("datasets", "test_datasets")
+
+
+def local_chat_datasets(config: dict[str, Any]) -> list[tuple[str, int, Path]]:
+    """The config's datasets vlm-tui checks (key, index, path): local files or folders read as
+    chat_template."""
     found = []
-    for index, entry in enumerate(config.get("datasets") or []):
-        if not isinstance(entry, dict) or entry.get("type") != "chat_template":
-            continue
-        path = entry.get("path")
-        if isinstance(path, str) and os.path.isabs(path) and os.path.exists(path):
-            found.append((index, Path(path)))
+    for key in DATASET_KEYS:
+        for index, entry in enumerate(config.get(key) or []):
+            if not isinstance(entry, dict) or entry.get("type") != "chat_template":
+                continue
+            path = entry.get("path")
+            if isinstance(path, str) and os.path.isabs(path) and os.path.exists(path):
+                found.append((key, index, Path(path)))
     return found
 
 
@@ -83,22 +95,24 @@ def prepare_datasets(
     with nothing left behind."""
     prepared = PreparedData()
     try:
-        for index, path in local_chat_datasets(config):
+        for key, index, path in local_chat_datasets(config):
             report(f"checking the dataset {path}")
             handle, scratch = tempfile.mkstemp(prefix="vlm-tui-dataset-", suffix=".jsonl")
-            prepared.datasets.append(CheckedDataset(index, DataReport(path), Path(scratch)))
+            prepared.datasets.append(CheckedDataset(key, index, DataReport(path), Path(scratch)))
             with os.fdopen(handle, "w", encoding="utf-8") as sink:
                 try:
                     checked = check_dataset(path, workdir, write_to=sink)
                 except DatasetError as error:
-                    raise UserError("dataset_name", str(error)) from None
-            prepared.datasets[-1] = CheckedDataset(index, checked, Path(scratch))
-            report(f"dataset: {checked.summary_line()}")
+                    field = "dataset_name" if key == "datasets" else "eval_dataset"
+                    raise UserError(field, str(error)) from None
+            prepared.datasets[-1] = CheckedDataset(key, index, checked, Path(scratch))
+            field = "dataset_name" if key == "datasets" else "eval_dataset"
+            report(f"{field}: {checked.summary_line()}")
             if checked.good_rows == 0 or (checked.problems and not skip_bad_rows):
-                raise UserError("dataset_name", checked.refusal())
+                raise UserError(field, checked.refusal())
             if checked.problems:
                 report(
-                    f"dataset: --skip_bad_rows: training on {checked.good_rows} rows, leaving out"
+                    f"{field}: --skip_bad_rows: training on {checked.good_rows} rows, leaving out"
                     f" {len(checked.problems)} (listed in the run folder's {PROBLEMS_NAME})"
                 )
     except BaseException:

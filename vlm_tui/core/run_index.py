@@ -29,6 +29,7 @@ class RunSummary:
     runtime_s: float | None
     processes: int | None = None
     samples_per_second: float | None = None
+    best_eval_loss: float | None = None
 
     @property
     def live(self) -> bool:
@@ -74,6 +75,7 @@ def summarise(paths: RunPaths) -> RunSummary:
         samples_per_second=(
             number(summary.get("train_samples_per_second")) if isinstance(summary, dict) else None
         ),
+        best_eval_loss=number(status.get("best_eval_loss")),
     )
 
 
@@ -131,7 +133,17 @@ def _loss(value: float | None) -> str:
 def table_lines(summaries: Sequence[RunSummary]) -> list[str]:
     """`vlm-tui runs`: one aligned row a run, oldest first."""
     rows = [
-        ("RUN", "STATE", "STEPS", "PROCESSES", "SAMPLES/S", "FIRST LOSS", "LAST LOSS", "RUNTIME")
+        (
+            "RUN",
+            "STATE",
+            "STEPS",
+            "PROCESSES",
+            "SAMPLES/S",
+            "FIRST LOSS",
+            "LAST LOSS",
+            "BEST EVAL",
+            "RUNTIME",
+        )
     ]
     for one in summaries:
         state = one.state if one.exit_code is None else f"{one.state} ({one.exit_code})"
@@ -147,6 +159,7 @@ def table_lines(summaries: Sequence[RunSummary]) -> list[str]:
                 "-" if one.samples_per_second is None else f"{one.samples_per_second:.3g}",
                 _loss(one.first_loss),
                 _loss(one.last_loss),
+                _loss(one.best_eval_loss),
                 clock(one.runtime_s),
             )
         )

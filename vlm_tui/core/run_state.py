@@ -32,6 +32,7 @@ TOKENS_PER_SECOND_KEY = "tokens/train_per_sec_per_gpu"
 # Logged with each step's metrics: the tokens that carry a label, and the gradient's norm.
 TRAINABLE_TOKENS_KEY = "tokens/trainable"
 GRAD_NORM_KEY = "grad_norm"
+EVAL_LOSS_KEY = "eval_loss"
 
 NOTHING_TRAINED_NO_LABELS = (
     "no token carried a label: tokens/trainable was 0 at every logged step, so the loss was 0"
@@ -142,6 +143,9 @@ class RunState:
     # logged): both 0 over a whole run mean nothing was trained.
     most_trainable_tokens: float | None = None
     largest_grad_norm: float | None = None
+    # Evaluation losses by step, and the lowest with its step.
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    best_eval: tuple[int, float] | None = None
     # Known distributed failures seen in the output; shown only if the run fails, since some
     # (a retried connection) also appear in runs that go on to succeed.
     failures: FailureScanner = field(default_factory=_failure_scanner)
@@ -197,6 +201,12 @@ class RunState:
             self.largest_grad_norm = _larger(
                 self.largest_grad_norm, event.values.get(GRAD_NORM_KEY)
             )
+        elif isinstance(event, EvalMetrics):
+            loss = event.values.get(EVAL_LOSS_KEY)
+            if isinstance(loss, int | float) and math.isfinite(loss):
+                self.eval_losses.append((event.step, float(loss)))
+                if self.best_eval is None or loss < self.best_eval[1]:
+                    self.best_eval = (event.step, float(loss))
         elif isinstance(event, Summary):
             self.summary = dict(event.values)
         elif isinstance(event, CheckpointSaved):
@@ -228,6 +238,17 @@ class RunState:
             "checkpoints": list(self.checkpoints),
             "model_saved_to": self.model_saved_to,
             "last_error": self.last_error,
+            **self.eval_fields(),
+        }
+
+    def eval_fields(self) -> dict[str, Any]:
+        """The evaluation part of status.json: empty for a run that evaluates nothing."""
+        if self.best_eval is None:
+            return {}
+        return {
+            "last_eval_loss": self.eval_losses[-1][1],
+            "best_eval_loss": self.best_eval[1],
+            "best_eval_step": self.best_eval[0],
         }
 
     def nothing_trained(self) -> tuple[str, str] | None:

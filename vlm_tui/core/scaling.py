@@ -124,6 +124,7 @@ class RunThroughput:
     tokens_per_second: float | None
     final_loss: float | None
     losses: tuple[LossPoint, ...]
+    best_eval_loss: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -216,6 +217,7 @@ def read_run(paths: RunPaths) -> RunThroughput:
         tokens_per_second=tokens / runtime if tokens is not None and runtime else None,
         final_loss=_number(status.get("final_loss")),
         losses=_loss_points(records),
+        best_eval_loss=_number(status.get("best_eval_loss")),
     )
 
 
@@ -318,6 +320,7 @@ COLUMNS = (
     "TOKENS/S",
     "RUNTIME",
     "LOSS",
+    "EVAL LOSS",
     "SPEED-UP",
     "GUIDE EXPECTS",
 )
@@ -328,7 +331,7 @@ NOTE_LINES = (
     "Each process takes its own micro batch every step, so more processes train a bigger global"
     " batch in fewer steps: samples/s is compared, not steps or wall time.",
     "samples/s and runtime: the trainer's own summary; tokens/s: axolotl's trainable tokens"
-    " over all processes / runtime; loss: the last logged.",
+    " over all processes / runtime; loss: the last logged; eval loss: the lowest evaluated.",
     f"GUIDE EXPECTS: {GUIDE_SOURCE}, by GPUs (one process each): 1 GPU 1x, 4 ~3.5x, 8 ~7x"
     " (its worked example: 6.7x), 16 ~14x; other counts at the table's"
     f" {GUIDE_EFFICIENCY:.1%} efficiency (3.5/4 = 7/8 = 14/16), derived here, not in the guide.",
@@ -360,6 +363,7 @@ def row_cells(one: ComparedRun) -> tuple[str, ...]:
         compact(run.tokens_per_second),
         duration(run.train_runtime_s),
         "-" if run.final_loss is None else f"{run.final_loss:.4g}",
+        "-" if run.best_eval_loss is None else f"{run.best_eval_loss:.4g}",
         one.speedup_text,
         one.guide_text,
     )

@@ -206,6 +206,28 @@ def dataset_reference(value: object) -> str:
     return text
 
 
+def validation_size(value: object) -> float | int:
+    """A share of the rows in [0, 1) (0: no validation split), or a row count of at least 1."""
+    allowed = "must be a share of the rows from 0 to below 1 (0.05) or a row count (200)"
+    if isinstance(value, bool):
+        raise ValueError(allowed)
+    text = str(value).strip()
+    if isinstance(value, int) or _WHOLE.fullmatch(text):
+        count = int(text, 10)
+        if count == 0:
+            return 0.0
+        if not 1 <= count <= 10_000_000:
+            raise ValueError(allowed)
+        return count
+    if isinstance(value, float) and value.is_integer() and value >= 1:
+        return int(value)
+    try:
+        share = float_in(0.0, 1.0, high_open=True)(value)
+    except ValueError:
+        raise ValueError(allowed) from None
+    return float(share)
+
+
 def config_file(value: object) -> str:
     text = _text(value)
     path = _local(text)
@@ -242,6 +264,24 @@ FIELDS: tuple[FieldSpec, ...] = (
         "dataset_name", dataset_reference, "hub dataset id, or a local JSONL file or folder", "data"
     ),
     FieldSpec("output_model_name", folder_name, "name of the fine-tuned model folder", "data"),
+    FieldSpec(
+        "val_set_size",
+        validation_size,
+        "rows held out for evaluation: a share (0.05) or a count (200); 0 for none",
+        "data",
+    ),
+    FieldSpec(
+        "eval_dataset",
+        optional(dataset_reference),
+        "a separate dataset to evaluate on (instead of a share of the training rows)",
+        "data",
+    ),
+    FieldSpec(
+        "eval_steps",
+        optional(int_in(1, 10_000_000)),
+        "steps between evaluations (default: 4 per epoch)",
+        "data",
+    ),
     FieldSpec(
         "chat_template",
         optional(one_of(CHAT_TEMPLATES)),
@@ -322,6 +362,9 @@ class Settings:
     base_model: str = DEFAULT_BASE_MODEL
     dataset_name: str = ""
     output_model_name: str = ""
+    val_set_size: float | int = 0.0
+    eval_dataset: str | None = None
+    eval_steps: int | None = None
     chat_template: str | None = None
     num_epochs: int = 3
     max_steps: int | None = None
@@ -390,6 +433,12 @@ def check_consistency(settings: Settings, *, require_data: bool = True) -> None:
         raise UserError("save_steps", "is required when save_strategy is 'steps'")
     if settings.save_strategy != "steps" and settings.save_steps is not None:
         raise UserError("save_steps", "only applies when save_strategy is 'steps'")
+    if settings.eval_dataset is not None and settings.val_set_size:
+        raise UserError(
+            "eval_dataset", "give val_set_size or eval_dataset, not both (set val_set_size to 0)"
+        )
+    if settings.eval_steps is not None and not (settings.eval_dataset or settings.val_set_size):
+        raise UserError("eval_steps", "only applies with val_set_size or eval_dataset")
 
 
 def settings_as_dict(settings: Settings) -> dict[str, object]:

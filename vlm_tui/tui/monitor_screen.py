@@ -38,7 +38,7 @@ from vlm_tui.core.errors import SetupError, UserError
 from vlm_tui.core.follow import RecordFollower
 from vlm_tui.core.output_parser import Progress
 from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json
-from vlm_tui.core.run_state import TOKENS_PER_SECOND_KEY, clock
+from vlm_tui.core.run_state import EVAL_LOSS_KEY, TOKENS_PER_SECOND_KEY, clock
 from vlm_tui.core.supervisor_handle import RecordedSupervisor, Supervisor
 from vlm_tui.core.telemetry import Telemetry
 from vlm_tui.tui.setup_values import error_text
@@ -173,8 +173,14 @@ class _Figures:
     ) -> HandOver:
         losses: list[tuple[int, float]] = []
         rates: list[tuple[int, float]] = []
+        evals: list[tuple[int, float]] = []
         for record in records:
             step = record.get("step")
+            if record.get("kind") == "eval" and isinstance(step, int):
+                eval_loss = _number(record.get(EVAL_LOSS_KEY))
+                if eval_loss is not None:
+                    evals.append((step, eval_loss))
+                continue
             if record.get("kind") != "train" or not isinstance(step, int):
                 continue
             loss = _number(record.get("loss"))
@@ -188,8 +194,8 @@ class _Figures:
             tokens = _number(record.get(TOKENS_PER_SECOND_KEY))
             if tokens is not None and math.isfinite(tokens):
                 self.tokens_per_second_per_gpu = tokens
-        if losses or rates:
-            self.history.extend(losses, rates)
+        if losses or rates or evals:
+            self.history.extend(losses, rates, evals)
             self.chart_behind = True
         # The chart redraws at most twice a second, however fast points arrive.
         chart = None

@@ -302,6 +302,9 @@ class LossSeries:
     smoothed: tuple[Point, ...] = ()
     learning_rates: tuple[Point, ...] = ()
     lowest: Point = (0.0, 0.0)
+    # Evaluation losses (a point per evaluation) and the lowest of them.
+    evals: tuple[Point, ...] = ()
+    best_eval: Point | None = None
 
 
 class LossHistory:
@@ -318,6 +321,8 @@ class LossHistory:
         self._smoothed: list[Point] = []
         self._learning_rates: list[Point] = []
         self._lowest: Point = (0.0, 0.0)
+        self._evals: list[Point] = []
+        self._best_eval: Point | None = None
         self._average = 0.0
         self._bias = 1.0
 
@@ -325,8 +330,16 @@ class LossHistory:
         self,
         losses: Sequence[tuple[int, float]],
         learning_rates: Sequence[tuple[int, float]] = (),
+        evals: Sequence[tuple[int, float]] = (),
     ) -> None:
         """Add points logged after the ones already kept (non-finite values are left out)."""
+        for step, loss in evals:
+            if math.isfinite(loss):
+                point = (float(step), float(loss))
+                self._evals.append(point)
+                if self._best_eval is None or point[1] < self._best_eval[1]:
+                    self._best_eval = point
+        self._evals = _folded(self._evals)
         weight = SMOOTHING_WEIGHT
         for step, loss in losses:
             if not math.isfinite(loss):
@@ -352,16 +365,20 @@ class LossHistory:
             tuple(self._smoothed),
             tuple(self._learning_rates),
             self._lowest,
+            tuple(self._evals),
+            self._best_eval,
         )
 
 
 class LossChart(Widget):
-    """Training loss over steps: raw and smoothed loss, with the learning rate behind them."""
+    """Training loss over steps: raw and smoothed loss, evaluation losses as points, with the
+    learning rate behind them."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "loss-chart--raw",
         "loss-chart--smooth",
         "loss-chart--lr",
+        "loss-chart--eval",
         "loss-chart--axis",
     }
 
@@ -381,6 +398,10 @@ class LossChart(Widget):
     }
     LossChart > .loss-chart--lr {
         color: $foreground 40%;
+    }
+    LossChart > .loss-chart--eval {
+        color: $warning;
+        text-style: bold;
     }
     LossChart > .loss-chart--axis {
         color: $text-muted;
@@ -411,18 +432,20 @@ class LossChart(Widget):
         self,
         losses: Sequence[tuple[int, float]],
         learning_rates: Sequence[tuple[int, float]] = (),
+        evals: Sequence[tuple[int, float]] = (),
     ) -> None:
         """Replace the plotted data with `(step, value)` pairs and redraw."""
         self._history = LossHistory()
-        self.extend(sorted(losses), sorted(learning_rates))
+        self.extend(sorted(losses), sorted(learning_rates), sorted(evals))
 
     def extend(
         self,
         losses: Sequence[tuple[int, float]],
         learning_rates: Sequence[tuple[int, float]] = (),
+        evals: Sequence[tuple[int, float]] = (),
     ) -> None:
         """Add points logged after the ones already plotted, and redraw."""
-        self._history.extend(losses, learning_rates)
+        self._history.extend(losses, learning_rates, evals)
         self.show(self._history.series())
 
     def show(self, series: LossSeries) -> None:
@@ -456,6 +479,14 @@ class LossChart(Widget):
         header.append("smoothed", smooth_style)
         header.append(f" {format_loss(data.smoothed[-1][1])}  ")
         header.append(f"min {format_loss(best_loss)} @ step {_format_step(best_step)}")
+        if data.best_eval is not None:
+            header.append("  ")
+            header.append("eval", self._style("loss-chart--eval"))
+            best_eval_step, best_eval = data.best_eval
+            header.append(
+                f" {format_loss(data.evals[-1][1])} (best {format_loss(best_eval)}"
+                f" @ {_format_step(best_eval_step)})"
+            )
         if data.learning_rates:
             header.append("  ")
             header.append("lr", lr_style)
@@ -477,6 +508,7 @@ class LossChart(Widget):
             Series(data.learning_rates, "loss-chart--lr", own_scale=True),
             Series(data.losses, "loss-chart--raw"),
             Series(data.smoothed, "loss-chart--smooth"),
+            Series(data.evals, "loss-chart--eval"),
         ]
         chart_height = height - 2  # header line above, x-axis line below
         y_range = shared_y_range(series, log_scale=self.log_scale)
