@@ -395,6 +395,11 @@ def record_run(
                     "good_rows": dataset.report.good_rows,
                     "images": dataset.report.images,
                     "problem_rows": len(dataset.report.problems),
+                    **(
+                        {"tokens": data.token_lengths}
+                        if data.token_lengths and (dataset.key, dataset.index) == ("datasets", 0)
+                        else {}
+                    ),
                 }
                 for dataset in data.datasets
             ],

@@ -36,6 +36,15 @@ class CheckedDataset:
 @dataclass
 class PreparedData:
     datasets: list[CheckedDataset] = field(default_factory=list)
+    # Tokens per training row (TokenLengths.record), when they were counted.
+    token_lengths: dict[str, int] | None = None
+
+    def training_rows(self) -> Path | None:
+        """The converted rows of the first training dataset, while they are still scratch."""
+        for dataset in self.datasets:
+            if dataset.key == "datasets" and dataset.index == 0 and dataset.scratch.exists():
+                return dataset.scratch
+        return None
 
     def discard(self) -> None:
         """Drop the scratch files (a launch refused after the check)."""

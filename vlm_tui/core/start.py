@@ -7,6 +7,7 @@ created or launched by then.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from vlm_tui.core.command import require_training_stack
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.family_packages import require_family_packages
 from vlm_tui.core.run_dataset import PreparedData
+from vlm_tui.core.token_lengths import TokenLengths, finish_count, start_count
 
 Report = Callable[[str], None]
 
@@ -28,7 +30,8 @@ def prepare(
     skip_check: bool,
 ) -> PreparedData:
     """The training stack and what the model family needs, the demo assets, the datasets (their
-    converted rows, for `record_run`), axolotl's schema check, then the pre-flight."""
+    converted rows, for `record_run`), axolotl's schema check beside the count of tokens per
+    row, then the pre-flight."""
     require_training_stack()
     template = plan.config.get("chat_template")
     require_family_packages(
@@ -39,6 +42,7 @@ def prepare(
         launch.build_demo_assets(plan.demo_assets, environ)
     # Before the slower checks: a dataset's problems are the most common ones.
     data = launch.prepare_data(plan, workdir, report)
+    counting = _start_token_count(plan, data, environ, report)
     try:
         if not skip_check:
             report("checking the config with axolotl's schema")
@@ -48,10 +52,40 @@ def prepare(
                 more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
                 raise UserError(f"config key {first['field']!r}", f"{first['message']}{more}")
         preflight(plan, environ, report)
+        if counting is not None:
+            _report_token_count(plan, data, finish_count(counting), report)
     except BaseException:
+        if counting is not None and counting.poll() is None:
+            counting.kill()
+            counting.wait()
         data.discard()
         raise
     return data
+
+
+def _start_token_count(
+    plan: launch.RunPlan, data: PreparedData, environ: Mapping[str, str], report: Report
+) -> subprocess.Popen[str] | None:
+    """The token count of the training rows, in a child beside the schema check."""
+    training = data.training_rows()
+    if training is None:
+        return None
+    report("counting tokens per row with the model's processor")
+    return start_count(str(plan.config.get("base_model") or ""), training, environ)
+
+
+def _report_token_count(
+    plan: launch.RunPlan, data: PreparedData, counted: TokenLengths | str, report: Report
+) -> None:
+    if isinstance(counted, str):
+        report(counted)
+        return
+    sequence_len = int(plan.config.get("sequence_len") or 0)
+    report(counted.line())
+    warning = counted.warning(sequence_len)
+    if warning is not None:
+        report(warning)
+    data.token_lengths = counted.record(sequence_len)
 
 
 def preflight(plan: launch.RunPlan, environ: Mapping[str, str], report: Report) -> None:

@@ -1,0 +1,106 @@
+"""Tokens per row, image tokens included, against sequence_len: counted before launch.
+
+axolotl's multimodal collator never truncates a row to sequence_len, so a row longer than it
+trains at its full length: more memory than the setting suggests, and no word about it. The
+count runs the model's own processor in a child (vlm_tui/training/token_count.py, beside the
+schema check), on every row or an even sample of 2,000, and is said as a distribution. Rows
+over sequence_len are a warning, not a refusal: they train, but the user should know, and gets
+the value that covers them.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+COUNT_TIMEOUT_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class TokenLengths:
+    rows: int  # in the dataset
+    lengths: tuple[int, ...]  # of the rows counted (all, or an even sample), sorted
+
+    @property
+    def counted(self) -> int:
+        return len(self.lengths)
+
+    def percentile(self, share: float) -> int:
+        return self.lengths[min(len(self.lengths) - 1, int(share * len(self.lengths)))]
+
+    def over(self, limit: int) -> int:
+        return sum(length > limit for length in self.lengths)
+
+    def line(self) -> str:
+        which = "every row" if self.counted == self.rows else f"an even sample of {self.counted}"
+        return (
+            f"tokens per row (images included, {which} of {self.rows}): min {self.lengths[0]},"
+            f" median {int(statistics.median(self.lengths))}, 95% {self.percentile(0.95)},"
+            f" max {self.lengths[-1]}"
+        )
+
+    def warning(self, sequence_len: int) -> str | None:
+        """What to say when rows are longer than sequence_len (None when none are)."""
+        longer = self.over(sequence_len)
+        if not longer:
+            return None
+        covering = suggested_sequence_len(self.lengths[-1])
+        return (
+            f"warning: {longer} of {self.counted} rows counted are longer than sequence_len"
+            f" {sequence_len} (up to {self.lengths[-1]} tokens); axolotl does not cut multimodal"
+            f" rows, so they train at full length and take more memory than sequence_len"
+            f" suggests; --sequence_len {covering} covers them"
+        )
+
+    def record(self, sequence_len: int) -> dict[str, int]:
+        """For status.json."""
+        return {
+            "counted": self.counted,
+            "min": self.lengths[0],
+            "median": int(statistics.median(self.lengths)),
+            "p95": self.percentile(0.95),
+            "max": self.lengths[-1],
+            "over_sequence_len": self.over(sequence_len),
+        }
+
+
+def suggested_sequence_len(longest: int) -> int:
+    """The longest row rounded up to a multiple of 64."""
+    return -(-longest // 64) * 64
+
+
+def start_count(model: str, dataset: Path, environ: Mapping[str, str]) -> subprocess.Popen[str]:
+    """The count, started in a child (it loads the processor: seconds)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "vlm_tui.training.token_count", model, str(dataset)],
+        # Never the network: a model that is not local or cached is not counted.
+        env={**environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_count(child: subprocess.Popen[str]) -> TokenLengths | str:
+    """The lengths, or why there are none (the count is advice: its failure stops nothing)."""
+    try:
+        out, err = child.communicate(timeout=COUNT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return f"the token count took over {COUNT_TIMEOUT_SECONDS} s; skipped"
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if child.returncode != 0 or not lines:
+        tail = (err.strip().splitlines() or ["no output"])[-1]
+        return f"tokens per row not counted: {tail[:200]}"
+    result = json.loads(lines[-1])
+    lengths = tuple(sorted(int(length) for length in result.get("lengths", [])))
+    if not lengths:
+        return "tokens per row not counted: no rows"
+    return TokenLengths(int(result.get("rows", len(lengths))), lengths)
