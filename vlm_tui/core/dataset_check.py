@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from vlm_tui.core.dataset_formats import Converted, RowProblem, convert
+from vlm_tui.core.dataset_formats import Converted, RowProblem, convert, detect_format
 from vlm_tui.core.dataset_rows import DatasetError, Row, read_rows
 from vlm_tui.core.image_header import base64_image_kind, file_image_kind
 
@@ -158,14 +158,15 @@ def check_dataset(path: Path, workdir: Path, write_to: IO[str] | None = None) ->
     first_format: tuple[str, str] | None = None
     for row in read_rows(path):
         report.rows += 1
+        kind = _format_of(row)
         converted, problem = _convert_row(row, resolver)
-        if converted is not None:
-            report.formats[converted.format] += 1
+        if kind is not None:
+            report.formats[kind] += 1
             if first_format is None:
-                first_format = (converted.format, row.where)
-            elif problem is None and converted.format != first_format[0]:
+                first_format = (kind, row.where)
+            elif problem is None and kind != first_format[0]:
                 problem = (
-                    f"is in the {converted.format} format, {first_format[1]} in"
+                    f"is in the {kind} format, {first_format[1]} in"
                     f" {first_format[0]}: one dataset file holds one format"
                 )
         if problem is not None:
@@ -179,6 +180,16 @@ def check_dataset(path: Path, workdir: Path, write_to: IO[str] | None = None) ->
     if report.rows == 0:
         raise DatasetError(f"{path} holds no rows")
     return report
+
+
+def _format_of(row: Row) -> str | None:
+    """The format a row is written in, whether or not it is a good row of it."""
+    if row.value is None:
+        return None
+    try:
+        return detect_format(row.value)
+    except RowProblem:
+        return None
 
 
 def _convert_row(row: Row, resolver: ImageResolver) -> tuple[Converted | None, str | None]:
