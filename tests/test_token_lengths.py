@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import clean_environ, only_run, run_cli
+from vlm_tui.core import demo, launch
 from vlm_tui.core.token_lengths import TokenLengths, suggested_sequence_len
 
 
@@ -34,6 +35,7 @@ def test_rows_over_sequence_len_are_a_warning_with_the_value_that_covers_them() 
         "p95": 513,
         "max": 513,
         "over_sequence_len": 2,
+        "unreadable": 0,
     }
 
 
@@ -62,3 +64,43 @@ def test_the_demo_counts_its_rows_with_its_processor_and_warns_when_they_are_lon
     status = json.loads((only_run(tmp_path) / "status.json").read_text())
     assert status["datasets"][0]["tokens"]["max"] == 31
     assert status["datasets"][0]["tokens"]["over_sequence_len"] == 64
+
+
+def test_rows_the_processor_cannot_read_are_named_by_their_source_row() -> None:
+    lengths = TokenLengths(rows=3, lengths=(31,), failed=((1, "OSError: Truncated File Read"),))
+    assert lengths.counted == 2
+    failure = lengths.failure(["row 1", "row 7", "row 9"])
+    assert failure == (
+        "warning: the model's processor could not read 1 of the 2 rows counted: row 7"
+        " (OSError: Truncated File Read); the training fails when it reaches such a row"
+    )
+    assert TokenLengths(rows=1, lengths=(5,)).failure(["row 1"]) is None
+    unreadable = TokenLengths(rows=1, lengths=(), failed=((0, "OSError: x"),))
+    assert unreadable.line() == "tokens per row: none of the 1 rows counted could be read"
+    assert unreadable.warning(16) is None
+    assert unreadable.record(16) == {"counted": 1, "unreadable": 1}
+
+
+@pytest.mark.e2e
+def test_check_data_counts_tokens_with_a_model_and_finds_an_image_cut_short(
+    demo_cache: Path, tmp_path: Path
+) -> None:
+    environ = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
+    assets = demo.demo_asset_paths(demo.demo_cache_root(environ))
+    launch.build_demo_assets(assets, environ)
+    rows = assets.dataset_path.read_text().splitlines()[:4]
+    # Row 3's image has a PNG header and nothing after it: only a decode finds that.
+    (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 8)
+    cut = json.loads(rows[2])
+    cut["messages"][0]["content"][0]["path"] = str(tmp_path / "cut.png")
+    rows[2] = json.dumps(cut)
+    (tmp_path / "data.jsonl").write_text("\n".join(rows) + "\n")
+    done = run_cli(
+        ["check-data", "data.jsonl", "--base_model", str(assets.model_dir), "--sequence_len", "16"],
+        tmp_path,
+        environ,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tokens per row (images included, every row of 4): min 31" in done.stdout
+    assert "warning: 3 of 4 rows counted are longer than sequence_len 16" in done.stdout
+    assert "could not read 1 of the 4 rows counted: row 3 (" in done.stdout, done.stdout

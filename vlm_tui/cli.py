@@ -14,7 +14,14 @@ from typing import Any, NoReturn
 
 from vlm_tui import __version__
 from vlm_tui.core.errors import SetupError, UserError
-from vlm_tui.core.settings import FIELDS, FIELDS_BY_NAME, config_file, settings_from_values
+from vlm_tui.core.settings import (
+    FIELDS,
+    FIELDS_BY_NAME,
+    Settings,
+    config_file,
+    settings_from_values,
+    validate_field,
+)
 
 USAGE_ERROR = 2
 
@@ -159,7 +166,34 @@ def build_check_data_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print every problem row, not the first few",
     )
+    parser.add_argument(
+        *_spellings("base_model"),
+        type=_base_model,
+        metavar="MODEL",
+        help="count each row's tokens, image tokens included, with this model's processor",
+    )
+    parser.add_argument(
+        *_spellings("sequence_len"),
+        type=_sequence_len,
+        default=Settings().sequence_len,
+        metavar="N",
+        help="with --base_model: the sequence_len to hold the rows against",
+    )
     return parser
+
+
+def _base_model(text: str) -> str:
+    try:
+        return str(validate_field("base_model", text))
+    except UserError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+
+
+def _sequence_len(text: str) -> int:
+    try:
+        return int(validate_field("sequence_len", text))
+    except UserError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def _row_count(text: str) -> int:
@@ -235,23 +269,49 @@ def _doctor(options: argparse.Namespace) -> int:
 
 
 def _check_data(options: argparse.Namespace) -> int:
+    import tempfile
+
     from vlm_tui.core.dataset_check import check_dataset, shown_rows
     from vlm_tui.core.dataset_rows import DatasetError
 
     source = Path(options.dataset).expanduser()
-    try:
-        report = check_dataset(source, Path.cwd())
-    except DatasetError as error:
-        raise UserError("dataset", str(error)) from None
-    print(f"{source}: {report.summary_line()}")
-    limit = len(report.problems) if options.all_problems else SHOWN_PROBLEMS
-    for line in report.problem_lines(limit):
-        print(f"  {line}")
-    for line in shown_rows(source, Path.cwd(), options.show):
-        print(line)
+    with tempfile.TemporaryDirectory(prefix="vlm-tui-check-data-") as scratch:
+        rows = Path(scratch) / "rows.jsonl"
+        try:
+            with rows.open("w", encoding="utf-8") as sink:
+                report = check_dataset(source, Path.cwd(), write_to=sink)
+        except DatasetError as error:
+            raise UserError("dataset", str(error)) from None
+        print(f"{source}: {report.summary_line()}")
+        limit = len(report.problems) if options.all_problems else SHOWN_PROBLEMS
+        for line in report.problem_lines(limit):
+            print(f"  {line}")
+        for line in shown_rows(source, Path.cwd(), options.show):
+            print(line)
+        if options.base_model is not None and report.good_rows:
+            _count_tokens(options.base_model, rows, options.sequence_len, report.good_where)
     if not report.ok:
         raise UserError("dataset", report.refusal())
     return 0
+
+
+def _count_tokens(base_model: str, rows: Path, sequence_len: int, where: list[str]) -> None:
+    """check-data --base_model: the good rows' tokens, counted as a launch counts them."""
+    from vlm_tui.core.token_lengths import finish_count, start_count
+
+    counted = finish_count(start_count(base_model, rows, os.environ))
+    if isinstance(counted, str):
+        print(counted)
+        return
+    print(counted.line())
+    long_rows = counted.warning(sequence_len)
+    if long_rows is not None:
+        print(long_rows)
+    elif counted.lengths:
+        print(f"every row counted fits sequence_len {sequence_len}")
+    failure = counted.failure(where)
+    if failure is not None:
+        print(failure)
 
 
 def _run_command(command: str, options: argparse.Namespace) -> int:

@@ -54,6 +54,8 @@ class DataReport:
     most_images_in_a_row: int = 0
     formats: Counter[str] = field(default_factory=Counter)
     problems: list[RowIssue] = field(default_factory=list)
+    # Where each good row is in the source, in the order they were written out.
+    good_where: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -174,6 +176,7 @@ def check_dataset(path: Path, workdir: Path, write_to: IO[str] | None = None) ->
             continue
         assert converted is not None
         report.good_rows += 1
+        report.good_where.append(row.where)
         _count_images(report, converted)
         if write_to is not None:
             write_to.write(json.dumps({"messages": converted.messages}, ensure_ascii=False) + "\n")

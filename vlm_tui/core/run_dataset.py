@@ -39,6 +39,12 @@ class PreparedData:
     # Tokens per training row (TokenLengths.record), when they were counted.
     token_lengths: dict[str, int] | None = None
 
+    def training_report(self) -> DataReport | None:
+        for dataset in self.datasets:
+            if dataset.key == "datasets" and dataset.index == 0:
+                return dataset.report
+        return None
+
     def training_rows(self) -> Path | None:
         """The converted rows of the first training dataset, while they are still scratch."""
         for dataset in self.datasets:

@@ -82,9 +82,13 @@ def _report_token_count(
         return
     sequence_len = int(plan.config.get("sequence_len") or 0)
     report(counted.line())
-    warning = counted.warning(sequence_len)
-    if warning is not None:
-        report(warning)
+    training = data.training_report()
+    for warning in (
+        counted.warning(sequence_len),
+        counted.failure(training.good_where if training else []),
+    ):
+        if warning is not None:
+            report(warning)
     data.token_lengths = counted.record(sequence_len)
 
 

@@ -14,7 +14,7 @@ import json
 import statistics
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +25,27 @@ COUNT_TIMEOUT_SECONDS = 600
 class TokenLengths:
     rows: int  # in the dataset
     lengths: tuple[int, ...]  # of the rows counted (all, or an even sample), sorted
+    # Rows the processor could not take: (index among the rows given, error).
+    failed: tuple[tuple[int, str], ...] = ()
 
     @property
     def counted(self) -> int:
-        return len(self.lengths)
+        return len(self.lengths) + len(self.failed)
+
+    def failure(self, where: Sequence[str]) -> str | None:
+        """The warning for rows the processor could not take, each named by `where[index]`."""
+        if not self.failed:
+            return None
+        named = [
+            f"{where[index] if index < len(where) else f'row {index + 1}'} ({error})"
+            for index, error in self.failed[:3]
+        ]
+        more = f" and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
+        return (
+            f"warning: the model's processor could not read {len(self.failed)} of the"
+            f" {self.counted} rows counted: {'; '.join(named)}{more}; the training fails"
+            " when it reaches such a row"
+        )
 
     def percentile(self, share: float) -> int:
         return self.lengths[min(len(self.lengths) - 1, int(share * len(self.lengths)))]
@@ -37,6 +54,8 @@ class TokenLengths:
         return sum(length > limit for length in self.lengths)
 
     def line(self) -> str:
+        if not self.lengths:
+            return f"tokens per row: none of the {self.counted} rows counted could be read"
         which = "every row" if self.counted == self.rows else f"an even sample of {self.counted}"
         return (
             f"tokens per row (images included, {which} of {self.rows}): min {self.lengths[0]},"
@@ -46,6 +65,8 @@ class TokenLengths:
 
     def warning(self, sequence_len: int) -> str | None:
         """What to say when rows are longer than sequence_len (None when none are)."""
+        if not self.lengths:
+            return None
         longer = self.over(sequence_len)
         if not longer:
             return None
@@ -59,6 +80,8 @@ class TokenLengths:
 
     def record(self, sequence_len: int) -> dict[str, int]:
         """For status.json."""
+        if not self.lengths:
+            return {"counted": self.counted, "unreadable": len(self.failed)}
         return {
             "counted": self.counted,
             "min": self.lengths[0],
@@ -66,6 +89,7 @@ class TokenLengths:
             "p95": self.percentile(0.95),
             "max": self.lengths[-1],
             "over_sequence_len": self.over(sequence_len),
+            "unreadable": len(self.failed),
         }
 
 
@@ -101,6 +125,7 @@ def finish_count(child: subprocess.Popen[str]) -> TokenLengths | str:
         return f"tokens per row not counted: {tail[:200]}"
     result = json.loads(lines[-1])
     lengths = tuple(sorted(int(length) for length in result.get("lengths", [])))
-    if not lengths:
+    failed = tuple((int(index), str(error)) for index, error in result.get("failed", []))
+    if not lengths and not failed:
         return "tokens per row not counted: no rows"
-    return TokenLengths(int(result.get("rows", len(lengths))), lengths)
+    return TokenLengths(int(result.get("rows", len(lengths))), lengths, failed)

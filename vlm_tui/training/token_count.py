@@ -3,8 +3,9 @@
 `python -m vlm_tui.training.token_count MODEL DATASET.jsonl [--sample N]` reads a dataset in
 axolotl's messages format (the run's checked copy: absolute image paths), renders each row with
 the processor's chat template, runs the processor on the text and the row's images, and prints
-one JSON line: {"rows": all rows, "counted": rows counted, "lengths": [tokens of each counted
-row]}. Rows past N are sampled evenly so the count takes seconds, whatever the dataset's size.
+one JSON line: {"rows": all rows, "lengths": [tokens of each row counted], "failed": [[index,
+error] of each row the processor could not take]}. Past N rows an even sample is counted, so
+the count takes seconds, whatever the dataset's size.
 
 Runs in a child: it imports transformers and torch, which vlm-tui's own process never does.
 """
@@ -46,11 +47,12 @@ def row_tokens(processor: Any, messages: list[dict[str, Any]]) -> int:
     return len(inputs["input_ids"][0])
 
 
-def sampled(rows: list[str], sample: int) -> list[str]:
-    if len(rows) <= sample:
-        return rows
-    stride = len(rows) / sample
-    return [rows[int(index * stride)] for index in range(sample)]
+def sampled(count: int, sample: int) -> list[int]:
+    """The indices of the rows counted: all of them, or `sample` spread evenly."""
+    if count <= sample:
+        return list(range(count))
+    stride = count / sample
+    return [int(index * stride) for index in range(sample)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,10 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(args.model)  # type: ignore[no-untyped-call]
-    rows = args.dataset.read_text(encoding="utf-8").splitlines()
-    chosen = sampled([row for row in rows if row.strip()], max(args.sample, 1))
-    lengths = [row_tokens(processor, json.loads(row)["messages"]) for row in chosen]
-    print(json.dumps({"rows": len(rows), "counted": len(lengths), "lengths": lengths}))
+    rows = [row for row in args.dataset.read_text(encoding="utf-8").splitlines() if row.strip()]
+    lengths = []
+    # Rows the processor cannot take (an image cut short past its header): their index in the
+    # file and the error, for the caller to name; the training would fail on them.
+    failed = []
+    for index in sampled(len(rows), max(args.sample, 1)):
+        try:
+            lengths.append(row_tokens(processor, json.loads(rows[index])["messages"]))
+        except Exception as error:  # whatever the processor or an image decoder raises
+            failed.append([index, f"{type(error).__name__}: {str(error)[:160]}"])
+    print(json.dumps({"rows": len(rows), "lengths": lengths, "failed": failed}))
     return 0
 
 
