@@ -408,6 +408,9 @@ def _tui(options: argparse.Namespace, request: Any, attach_to: Any = None) -> in
         raise UserError("theme", str(error)) from None
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise SetupError("the TUI needs a terminal; add --no-ui for batch jobs and scripts")
+    from vlm_tui.tui.dataset_preview import detect_image_support
+
+    detect_image_support()
     from vlm_tui.tui.app import VlmTuiApp
     from vlm_tui.tui.setup_values import start_for
 

@@ -227,6 +227,55 @@ def _count_images(report: DataReport, converted: Converted) -> None:
     report.most_images_in_a_row = max(report.most_images_in_a_row, count)
 
 
+@dataclass(frozen=True)
+class PreviewRow:
+    """One row as a preview shows it: converted when it is good, its problem when not."""
+
+    where: str
+    format: str | None
+    messages: list[dict[str, Any]] | None
+    problem: str | None
+
+    def first_image(self) -> str | None:
+        """The first local image file the row names (None: none, or not a local file)."""
+        for turn in self.messages or []:
+            for part in turn["content"]:
+                if part["type"] == "image" and "path" in part:
+                    return str(part["path"])
+        return None
+
+    def text_lines(self) -> list[str]:
+        if self.messages is None:
+            return []
+        return [
+            f"{turn['role']}: "
+            + " ".join(
+                part["text"] if part["type"] == "text" else f"[image {_reference(part)}]"
+                for part in turn["content"]
+            )
+            for turn in self.messages
+        ]
+
+
+def preview_rows(path: Path, workdir: Path, limit: int) -> list[PreviewRow]:
+    """The first `limit` rows, good or bad, as a preview shows them."""
+    rows: list[PreviewRow] = []
+    resolver = ImageResolver(workdir)
+    for row in read_rows(path):
+        converted, problem = _convert_row(row, resolver)
+        rows.append(
+            PreviewRow(
+                row.where,
+                _format_of(row),
+                None if converted is None else converted.messages,
+                problem,
+            )
+        )
+        if len(rows) >= limit:
+            break
+    return rows
+
+
 def shown_rows(path: Path, workdir: Path, count: int) -> list[str]:
     """The first `count` usable rows as the training reads them, a line per turn."""
     if count <= 0:
@@ -237,13 +286,9 @@ def shown_rows(path: Path, workdir: Path, count: int) -> list[str]:
         converted, problem = _convert_row(row, resolver)
         if converted is None or problem is not None:
             continue
+        shown = PreviewRow(row.where, converted.format, converted.messages, None)
         lines.append(f"{row.where} ({converted.format}):")
-        for turn in converted.messages:
-            parts = [
-                part["text"] if part["type"] == "text" else f"[image {_reference(part)}]"
-                for part in turn["content"]
-            ]
-            lines.append(f"  {turn['role']}: {' '.join(parts)}")
+        lines.extend(f"  {line}" for line in shown.text_lines())
         count -= 1
         if count == 0:
             break

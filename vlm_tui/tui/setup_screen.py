@@ -79,6 +79,7 @@ class SetupScreen(Screen[None]):
         Binding("ctrl+s", "save_preset", "Save preset"),
         # A function key: letters go to the form's inputs.
         Binding("f2", "runs", "Run history"),
+        Binding("f3", "preview_data", "Preview data"),
     ]
 
     def __init__(self, start: FormStart, environ: Mapping[str, str], workdir: Path) -> None:
@@ -357,6 +358,23 @@ class SetupScreen(Screen[None]):
 
         skip_check = bool(getattr(self.app, "skip_check", False))
         self.app.push_screen(MonitorScreen(plan, form.environ, self.workdir, skip_check))
+
+    def action_preview_data(self) -> None:
+        """The dataset field's rows, problems and images (a local dataset only)."""
+        from vlm_tui.core.settings import validate_field
+
+        text = self.form_texts().get("dataset_name", "")
+        try:
+            dataset = Path(str(validate_field("dataset_name", text)))
+        except UserError as error:
+            self._show_status(error_text(error), error=True)
+            return
+        if not dataset.is_absolute():
+            self._show_status("a hub dataset is checked by axolotl at launch", error=False)
+            return
+        from vlm_tui.tui.dataset_preview import DatasetPreviewScreen
+
+        self.app.push_screen(DatasetPreviewScreen(dataset, self.workdir))
 
     def action_runs(self) -> None:
         from vlm_tui.tui.runs_screen import RunsScreen
