@@ -298,6 +298,10 @@ def stop(paths: RunPaths, *, force: bool, out: TextIO | None = None) -> int:
         print(f"{PREFIX} {paths.run_id} is not running ({state}); nothing to stop", file=out)
         return 1
     supervisor.send_signal(signal.SIGTERM if force else signal.SIGINT)
-    how = "by force (SIGTERM, then SIGKILL)" if force else "gracefully (the training saves)"
+    how = (
+        "by force (SIGTERM, then SIGKILL)"
+        if force
+        else "gracefully (it ends at its next step with a checkpoint and the model)"
+    )
     print(f"{PREFIX} stopping {paths.run_id} {how}", file=out)
     return 0
