@@ -53,9 +53,12 @@ def test_the_stop_file_stops_the_loop_at_the_step_with_a_checkpoint(
     control = callback.on_step_end(ARGS, _state(1), control)
     assert not control.should_training_stop and not control.should_save
     paths.stop_request.write_text("now\n")
+    assert not paths.stop_taken.exists()
     control = callback.on_step_end(ARGS, _state(2), control)
     assert control.should_training_stop and control.should_save
     assert f"{training.STOPPING_LINE} 2:" in capsys.readouterr().out
+    # The supervisor is told it was taken: a training that is saving is not signalled again.
+    assert paths.stop_taken.read_text() == "step 2\n"
 
 
 def test_sigint_only_sets_the_flag_once_the_loop_runs(keep_sigint: None) -> None:
@@ -74,3 +77,15 @@ def test_without_a_request_the_training_goes_on(tmp_path: Path, keep_sigint: Non
     for step in range(1, 20):
         control = callback.on_step_end(ARGS, _state(step), transformers.TrainerControl())
         assert not control.should_training_stop, step
+
+
+def test_the_data_workers_plugin_path_names_it() -> None:
+    from vlm_tui.core.launch import DATA_WORKERS_PLUGIN
+    from vlm_tui.training import data_workers
+
+    assert data_workers.PLUGIN_PATH == DATA_WORKERS_PLUGIN
+    args = transformers.TrainingArguments(
+        output_dir="/nonexistent.invalid", dataloader_num_workers=1
+    )
+    data_workers.PersistentDataWorkersPlugin().post_trainer_create({}, SimpleNamespace(args=args))
+    assert args.dataloader_persistent_workers

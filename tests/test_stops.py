@@ -246,6 +246,8 @@ def test_stopping_the_demo_leaves_no_process(
             # record says where although the handler does not.
             assert any("lora_" in name for name in r.weights), r
             assert r.status["model_saved_to"] == r.status["output_dir"], r.status
+            # Taken at the first look: never signalled again, nothing to say about it.
+            assert r.status.get("stop_notice") is None, r.status
             # And a checkpoint at the step it stopped at, that a resume goes on from.
             newest = newest_checkpoint(Path(r.status["output_dir"]))
             assert newest is not None and newest[0] == r.status["progress"]["step"], r.status

@@ -54,9 +54,11 @@ from vlm_tui.core.topology import INSIDE_LAUNCHER, Topology, resolve_topology
 
 # Ship with vlm-tui; imported only inside the training processes.
 CPU_PLACEMENT_PLUGIN = "vlm_tui.training.cpu_placement.CpuPlacementPlugin"
-# Every run: a graceful stop ends at a step boundary with a checkpoint and the weights.
+# Every run: a graceful stop ends at a step boundary with a checkpoint and the weights, and
+# the data loader's workers are forked once, not at every epoch.
 GRACEFUL_STOP_PLUGIN = "vlm_tui.training.graceful_stop.GracefulStopPlugin"
-VLM_TUI_PLUGINS = (CPU_PLACEMENT_PLUGIN, GRACEFUL_STOP_PLUGIN)
+DATA_WORKERS_PLUGIN = "vlm_tui.training.data_workers.PersistentDataWorkersPlugin"
+VLM_TUI_PLUGINS = (CPU_PLACEMENT_PLUGIN, GRACEFUL_STOP_PLUGIN, DATA_WORKERS_PLUGIN)
 ACCELERATE_CONFIG_NAME = "accelerate.yaml"
 # Where a node other than node 0 lets axolotl write: its own run folder, never the shared output.
 NODE_OUTPUT_NAME = "node-output"
@@ -169,7 +171,7 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
         raise UserError("output_model_name", "is required: the config names no output_dir")
     output_dir = (workdir / output).resolve()
     config["output_dir"] = str(output_dir)
-    ours = [GRACEFUL_STOP_PLUGIN]
+    ours = [GRACEFUL_STOP_PLUGIN, DATA_WORKERS_PLUGIN]
     if topology.distributed and hardware.gpu_count == 0:
         ours.append(CPU_PLACEMENT_PLUGIN)
     plugins = [str(p) for p in config.get("plugins") or [] if p not in VLM_TUI_PLUGINS]

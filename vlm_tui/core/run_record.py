@@ -8,6 +8,7 @@ runs/<UTC timestamp>-<name>/
   status.json     state, pids, times, exit code, progress, first/last loss, failure reason
   stop-request    present once a graceful stop was asked (the training stops at its next step)
   stop-request.armed  written by the training when its loop starts checking for stop-request
+  stop-request.taken  written by the training when it ends its loop for the stop (then it saves)
 
 The supervisor is the only writer once a run starts; front-ends only read, which is what lets a
 UI detach, come back, or die without touching the run.
@@ -32,6 +33,11 @@ STOP_REQUEST_VARIABLE = "VLM_TUI_STOP_FILE"
 def armed_marker(stop_request: Path) -> Path:
     """Where the training says it checks `stop_request` from now on (its loop has started)."""
     return stop_request.with_name(stop_request.name + ".armed")
+
+
+def taken_marker(stop_request: Path) -> Path:
+    """Where the training says it took the stop: its loop is ending, the saves are under way."""
+    return stop_request.with_name(stop_request.name + ".taken")
 
 
 TERMINAL_STATES = frozenset({"finished", "failed", "stopped", "dry_run"})
@@ -73,6 +79,10 @@ class RunPaths:
     @property
     def stop_armed(self) -> Path:
         return armed_marker(self.stop_request)
+
+    @property
+    def stop_taken(self) -> Path:
+        return taken_marker(self.stop_request)
 
     @property
     def supervisor_log(self) -> Path:

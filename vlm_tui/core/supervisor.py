@@ -172,22 +172,32 @@ class Supervisor:
             return
         asked_at, asked_step = self.graceful_asked
         step = self._step()
+        # Taken: the loop is ending and the saves are under way; only their time is watched.
+        # (The step read here can lag the training's by the parse delay, so steps past the
+        # request alone do not say it was missed.)
+        watching_steps = not (self.stop_by_file and self.paths.stop_taken.exists())
         notice = None
-        if self.graceful_resent_at is None and step > asked_step + STOP_STEP_SLACK:
+        if (
+            watching_steps
+            and self.graceful_resent_at is None
+            and step > asked_step + (STOP_STEP_SLACK)
+        ):
             self.graceful_resent_at = step
             self._signal_group(signal.SIGINT)
             notice = (
                 f"the training went on to step {step} after the stop was asked at step"
                 f" {asked_step}; signalled it again"
             )
-        elif self.graceful_resent_at is not None and step > self.graceful_resent_at + (
-            STOP_STEP_SLACK
+        elif (
+            watching_steps
+            and self.graceful_resent_at is not None
+            and step > self.graceful_resent_at + STOP_STEP_SLACK
         ):
             notice = (
                 f"the graceful stop was not taken: still training at step {step};"
                 f" force it with vlm-tui stop --force {self.paths.run_id} (K in the monitor)"
             )
-        elif now - asked_at >= STOP_NOTICE_SECONDS:
+        if notice is None and now - asked_at >= STOP_NOTICE_SECONDS:
             notice = (
                 f"stopping for {int(now - asked_at)} s (a large model takes a while to save);"
                 f" force it with vlm-tui stop --force {self.paths.run_id} (K in the monitor)"

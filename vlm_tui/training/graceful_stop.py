@@ -30,7 +30,7 @@ import torch
 from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
 
-from vlm_tui.core.run_record import STOP_REQUEST_VARIABLE, armed_marker
+from vlm_tui.core.run_record import STOP_REQUEST_VARIABLE, armed_marker, taken_marker
 
 PLUGIN_PATH = "vlm_tui.training.graceful_stop.GracefulStopPlugin"
 # What the training prints when it acts on the stop (rank 0), for the log and the supervisor.
@@ -51,11 +51,15 @@ class GracefulStopCallback(TrainerCallback):
         # Here, not when the plugin loads: axolotl installs its own handler just before train().
         with contextlib.suppress(ValueError):  # not the main thread: keep whatever is there
             signal.signal(signal.SIGINT, self.on_sigint)
-        if self.stop_file is not None and state.is_local_process_zero:
-            # The supervisor needs no signal from now on (one would reach a launcher too).
-            with contextlib.suppress(OSError):
-                armed_marker(Path(self.stop_file)).write_text("armed\n", encoding="ascii")
+        # The supervisor needs no signal from now on (one would reach a launcher too).
+        self._mark(state, armed_marker, "armed")
         return control
+
+    def _mark(self, state: Any, marker: Any, text: str) -> None:
+        """Tell this node's supervisor, through a file beside the stop request."""
+        if self.stop_file is not None and state.is_local_process_zero:
+            with contextlib.suppress(OSError):
+                marker(Path(self.stop_file)).write_text(f"{text}\n", encoding="ascii")
 
     def stop_asked(self, args: Any) -> bool:
         asked = self.asked or (self.stop_file is not None and os.path.exists(self.stop_file))
@@ -69,6 +73,8 @@ class GracefulStopCallback(TrainerCallback):
         if self.acted or not self.stop_asked(args):
             return control
         self.acted = True
+        # Taken: the supervisor must not signal a training that is ending and saving.
+        self._mark(state, taken_marker, f"step {state.global_step}")
         # A checkpoint a resume goes on from, then the end of the loop: axolotl saves the model.
         control.should_save = True
         control.should_training_stop = True
