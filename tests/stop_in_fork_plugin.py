@@ -54,5 +54,10 @@ class _ArmAfterAStep(TrainerCallback):  # type: ignore[misc]
 
 
 class StopInForkPlugin(BasePlugin):  # type: ignore[misc]
+    def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
+        # A fork at every epoch, as the trainer does by default (vlm-tui keeps its workers; an
+        # evaluation's data loader, or a user's config, still forks mid-training).
+        trainer.args.dataloader_persistent_workers = False
+
     def add_callbacks_post_trainer(self, cfg: Any, trainer: Any) -> list[Any]:
         return [_ArmAfterAStep()]

@@ -15,8 +15,11 @@ from vlm_tui.core.run_record import read_json
 
 pytestmark = pytest.mark.e2e
 
-STEPS = 32
-SAVE_EVERY = ["--save_strategy", "steps", "--save_steps", "4"]
+# Long enough that the stop lands mid-training on a busy machine: the demo's steps take about
+# 40 ms, so 32 of them could end before a stop sent after the first checkpoint arrived.
+EPOCHS = 10
+STEPS = 16 * EPOCHS
+SAVE_EVERY = ["--save_strategy", "steps", "--save_steps", "4", "--num_epochs", str(EPOCHS)]
 
 
 def _train_steps(run: Path) -> list[int]:

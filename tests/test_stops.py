@@ -463,6 +463,9 @@ def test_a_graceful_stop_that_is_not_taken_is_signalled_again_then_said(tmp_path
             watcher.wait()
     status = status_of(paths)
     assert status["state"] == "stopped" and status["stop_requested"] == "force", status
+    # Each notice is printed as attach sees it; one that the next replaced within a status
+    # interval may not be seen (a loaded machine), but what is printed is in order and ends
+    # with how to force it.
     said = [line for line in printed.splitlines() if line.startswith("[vlm-tui] stop: ")]
-    assert len(said) == 2, printed[-3000:]
-    assert "signalled it again" in said[0] and "was not taken" in said[1], said
+    assert said and "was not taken" in said[-1], printed[-3000:]
+    assert all("signalled it again" in line for line in said[:-1]), said

@@ -19,7 +19,7 @@ from bench.dataset_check import tiny_png
 from bench.terminal import Tmux
 from tests.helpers import clean_environ
 from tests.tui.test_setup_screen import SIZE, environ_for, make_app, wait_for
-from vlm_tui.tui.dataset_preview import DatasetPreviewScreen
+from vlm_tui.tui.dataset_preview import DatasetPreviewScreen, detect_image_support
 from vlm_tui.tui.setup_screen import SetupScreen
 
 HALF_BLOCKS = ("▀", "▄")
@@ -49,6 +49,7 @@ def llava_dataset(folder: Path) -> Path:
 
 
 def test_f3_previews_rows_problems_and_images(tmp_path: Path) -> None:
+    detect_image_support()  # as the CLI does before the app starts
     dataset = llava_dataset(tmp_path / "data")
     app = make_app(
         tmp_path,
@@ -90,6 +91,38 @@ def test_f3_previews_rows_problems_and_images(tmp_path: Path) -> None:
             await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
 
     asyncio.run(scenario())
+
+
+def test_a_terminal_that_cannot_be_asked_gets_the_preview_without_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What textual-image's import did on a pseudo-terminal reporting no size: it raised.
+    monkeypatch.setitem(sys.modules, "textual_image.widget", None)
+    detect_image_support()
+    monkeypatch.delitem(sys.modules, "textual_image.widget")
+    dataset = llava_dataset(tmp_path / "data")
+    app = make_app(
+        tmp_path,
+        environ_for(tmp_path),
+        demo=False,
+        dataset_name=str(dataset),
+        output_model_name="m",
+    )
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+            await pilot.press("f3")
+            await wait_for(lambda: isinstance(app.screen, DatasetPreviewScreen), pilot)
+            screen = app.screen
+            assert isinstance(screen, DatasetPreviewScreen)
+            await wait_for(lambda: screen.report is not None, pilot)
+            note = screen.query_one("#preview-image", Static)
+            assert "not drawn in this terminal" in str(note.render())
+            assert "assistant: A red square." in str(screen.query_one("#preview-text").render())
+
+    asyncio.run(scenario())
+    detect_image_support()  # the next tests in this process draw images again
 
 
 @pytest.mark.e2e

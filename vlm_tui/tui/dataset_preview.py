@@ -118,8 +118,9 @@ class DatasetPreviewScreen(Screen[None]):
         self.query_one("#preview-text", Static).update("\n".join(lines))
         image = self.query_one("#preview-image")
         picture = row.first_image() if row.problem is None else None
-        image.image = picture  # type: ignore[attr-defined]
-        image.display = picture is not None
+        if hasattr(image, "image"):
+            image.image = picture
+        image.display = picture is not None or not hasattr(image, "image")
 
     def action_row(self, step: int) -> None:
         self._show(self.index + step)
@@ -135,8 +136,16 @@ class DatasetPreviewScreen(Screen[None]):
         self.app.pop_screen()
 
 
+# Whether textual-image loaded when the app started; asking again once Textual owns the
+# terminal would steal its input.
+_images_drawable = False
+
+
 def _image_widget() -> Static:
-    """textual-image's widget, chosen for this terminal when the app started."""
+    """textual-image's widget, chosen for this terminal when the app started (a plain note
+    where the terminal could not be asked)."""
+    if not _images_drawable:
+        return Static("(images are not drawn in this terminal)", id="preview-image")
     from textual_image.widget import Image
 
     widget: Static = Image(id="preview-image")  # type: ignore[assignment]
@@ -144,5 +153,15 @@ def _image_widget() -> Static:
 
 
 def detect_image_support() -> None:
-    """Ask the terminal what graphics it draws: before Textual owns the terminal, never after."""
-    import textual_image.widget  # noqa: F401  # its import queries the terminal, once
+    """Ask the terminal what graphics it draws: before Textual owns the terminal, never after.
+
+    A terminal that reports no size (a bare pseudo-terminal) or answers oddly makes
+    textual-image's import fail: the preview then shows no images, and the app still starts.
+    """
+    global _images_drawable
+    try:
+        import textual_image.widget  # noqa: F401  # its import queries the terminal, once
+    except Exception:
+        _images_drawable = False
+    else:
+        _images_drawable = True
