@@ -19,6 +19,7 @@ from bench.dataset_check import tiny_png
 from bench.terminal import Tmux
 from tests.helpers import clean_environ
 from tests.tui.test_setup_screen import SIZE, environ_for, make_app, wait_for
+from vlm_tui.tui.app import VlmTuiApp
 from vlm_tui.tui.dataset_preview import DatasetPreviewScreen, detect_image_support
 from vlm_tui.tui.setup_screen import SetupScreen
 
@@ -48,6 +49,17 @@ def llava_dataset(folder: Path) -> Path:
     return dataset
 
 
+async def open_preview(app: VlmTuiApp, pilot: object) -> DatasetPreviewScreen:
+    """F3 from the setup screen, once the check in the worker has reported."""
+    await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+    await pilot.press("f3")  # type: ignore[attr-defined]
+    await wait_for(lambda: isinstance(app.screen, DatasetPreviewScreen), pilot)
+    screen = app.screen
+    assert isinstance(screen, DatasetPreviewScreen)
+    await wait_for(lambda: screen.report is not None, pilot)
+    return screen
+
+
 def test_f3_previews_rows_problems_and_images(tmp_path: Path) -> None:
     detect_image_support()  # as the CLI does before the app starts
     dataset = llava_dataset(tmp_path / "data")
@@ -61,12 +73,7 @@ def test_f3_previews_rows_problems_and_images(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
-            await pilot.press("f3")
-            await wait_for(lambda: isinstance(app.screen, DatasetPreviewScreen), pilot)
-            screen = app.screen
-            assert isinstance(screen, DatasetPreviewScreen)
-            await wait_for(lambda: screen.report is not None, pilot)
+            screen = await open_preview(app, pilot)
 
             def shown(name: str) -> str:
                 return str(screen.query_one(f"#{name}", Static).render())
@@ -111,12 +118,7 @@ def test_a_terminal_that_cannot_be_asked_gets_the_preview_without_images(
 
     async def scenario() -> None:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
-            await pilot.press("f3")
-            await wait_for(lambda: isinstance(app.screen, DatasetPreviewScreen), pilot)
-            screen = app.screen
-            assert isinstance(screen, DatasetPreviewScreen)
-            await wait_for(lambda: screen.report is not None, pilot)
+            screen = await open_preview(app, pilot)
             note = screen.query_one("#preview-image", Static)
             assert "not drawn in this terminal" in str(note.render())
             assert "assistant: A red square." in str(screen.query_one("#preview-text").render())
