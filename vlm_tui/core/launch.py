@@ -399,7 +399,7 @@ def record_run(
                     "problem_rows": len(dataset.report.problems),
                     **(
                         {"tokens": data.token_lengths}
-                        if data.token_lengths and (dataset.key, dataset.index) == ("datasets", 0)
+                        if data.token_lengths and dataset.is_first_training
                         else {}
                     ),
                 }

@@ -32,6 +32,10 @@ class CheckedDataset:
     report: DataReport
     scratch: Path  # the converted rows, until they move into the run folder
 
+    @property
+    def is_first_training(self) -> bool:
+        return self.key == "datasets" and self.index == 0
+
 
 @dataclass
 class PreparedData:
@@ -39,18 +43,18 @@ class PreparedData:
     # Tokens per training row (TokenLengths.record), when they were counted.
     token_lengths: dict[str, int] | None = None
 
+    def training(self) -> CheckedDataset | None:
+        """The first training dataset: the one whose tokens are counted and recorded."""
+        return next((one for one in self.datasets if one.is_first_training), None)
+
     def training_report(self) -> DataReport | None:
-        for dataset in self.datasets:
-            if dataset.key == "datasets" and dataset.index == 0:
-                return dataset.report
-        return None
+        training = self.training()
+        return None if training is None else training.report
 
     def training_rows(self) -> Path | None:
         """The converted rows of the first training dataset, while they are still scratch."""
-        for dataset in self.datasets:
-            if dataset.key == "datasets" and dataset.index == 0 and dataset.scratch.exists():
-                return dataset.scratch
-        return None
+        training = self.training()
+        return training.scratch if training and training.scratch.exists() else None
 
     def discard(self) -> None:
         """Drop the scratch files (a launch refused after the check)."""
