@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test lint bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml torch-build.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vlm-tui needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c torch-build.txt -e '.[train,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)

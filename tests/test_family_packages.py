@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import subprocess
 import sys
@@ -13,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from vlm_tui.cli import main
+from vlm_tui.core import family_packages
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.family_packages import (
     install_command,
     needed_packages,
     require_family_packages,
+    torchvision_mismatch,
 )
 
 
@@ -85,10 +86,65 @@ def test_a_hub_model_s_family_comes_from_its_chat_template() -> None:
     assert needed_packages("org/other.invalid", "llava")[1] == ()
 
 
-def test_torchvision_is_pinned_to_the_release_built_for_the_torch_here() -> None:
+def installed_versions(monkeypatch: pytest.MonkeyPatch, versions: dict[str, str]) -> None:
+    """Distribution versions as another host would report them (torch builds cannot be swapped)."""
+    monkeypatch.setattr(family_packages, "_version", versions.get)
+
+
+@pytest.mark.parametrize(
+    ("torch", "line"),
+    [
+        ("2.13.0", "pip install 'torchvision==0.28.*'"),
+        ("2.13.0+cu130", "pip install 'torchvision==0.28.*'"),
+        ("2.5.1", "pip install 'torchvision==0.20.*'"),
+        (
+            "2.13.0+cpu",
+            "pip install --index-url https://download.pytorch.org/whl/cpu 'torchvision==0.28.*'",
+        ),
+    ],
+)
+def test_torchvision_is_pinned_to_the_build_of_the_torch_here(
+    torch: str, line: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed_versions(monkeypatch, {"torch": torch})
     (torchvision,) = needed_packages("x.invalid", "qwen2_vl")[1]
-    minor = int(importlib.metadata.version("torch").split(".")[1])
-    assert install_command(torchvision) == f"pip install 'torchvision==0.{minor + 15}.*'"
+    assert install_command(torchvision) == line
+
+
+@pytest.mark.parametrize(
+    ("torch", "vision", "pairs"),
+    [
+        ("2.13.0", "0.28.0", True),
+        ("2.13.0+cu130", "0.28.0+cu130", True),
+        ("2.13.0+cpu", "0.28.0+cpu", True),
+        # Measured: the index's torchvision does not import with a local +cpu torch.
+        ("2.13.0+cpu", "0.28.0", False),
+        ("2.13.0", "0.28.0+cpu", False),
+        ("2.13.0", "0.27.1", False),
+        ("2.12.1", "0.28.0", False),
+    ],
+)
+def test_a_torchvision_not_built_for_the_torch_here_is_named(
+    torch: str, vision: str, pairs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed_versions(monkeypatch, {"torch": torch, "torchvision": vision})
+    found = torchvision_mismatch()
+    assert (found is None) == pairs, found
+    if not pairs:
+        assert found is not None and f"torchvision {vision} is not built for torch {torch}" in found
+
+
+def test_the_project_installs_a_torchvision_that_loads_with_its_torch() -> None:
+    # The real pair `make setup` installed, imported for real in a child (it imports torch).
+    assert torchvision_mismatch() is None
+    done = subprocess.run(
+        [sys.executable, "-c", "import torch, torchvision.ops as o; print(o.nms.__name__)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "nms", done.stderr[-2000:]
 
 
 def test_a_missing_package_is_refused_with_its_install_line(
@@ -133,6 +189,21 @@ def test_a_launch_without_torchvision_is_refused_before_anything_exists(
     assert code == 2, captured.out + captured.err
     (line,) = captured.err.strip().splitlines()
     assert "base_model" in line and "qwen2_vl models need torchvision" in line, line
-    assert "install it with: pip install 'torchvision==0." in line, line
+    assert "install it with: pip install " in line and "'torchvision==0." in line, line
     assert "Traceback" not in captured.out + captured.err
     assert list(work.iterdir()) == []
+
+
+def test_a_launch_with_a_mismatched_torchvision_is_refused_with_the_matching_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed_versions(monkeypatch, {"torch": "2.13.0+cpu", "torchvision": "0.28.0"})
+    stub_package(tmp_path / "site", "torchvision", monkeypatch)
+    folder = model_folder(tmp_path / "model", "qwen2_5_vl")
+    with pytest.raises(UserError) as refused:
+        require_family_packages(str(folder), None)
+    assert refused.value.field == "base_model"
+    assert str(refused.value).endswith(
+        "install the matching one with: pip install --index-url"
+        " https://download.pytorch.org/whl/cpu 'torchvision==0.28.*'"
+    )

@@ -70,19 +70,59 @@ def needed_packages(base_model: str, chat_template: str | None) -> tuple[str, tu
     return template, NEEDED_BY_CHAT_TEMPLATE.get(template, ())
 
 
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _torchvision_minor(torch: str) -> int | None:
+    """torch 2.N pairs with torchvision 0.(N+15): 2.13 with 0.28, 2.5 with 0.20."""
+    major, minor = [*torch.split("+")[0].split("."), "0"][:2]
+    return int(minor) + 15 if major == "2" and minor.isdigit() else None
+
+
+def _cpu_build(version: str) -> bool:
+    return version.partition("+")[2] == "cpu"
+
+
+def _torchvision_line(torch: str) -> str:
+    """The pip line for the torchvision built for `torch` (the CPU index for a +cpu torch)."""
+    minor = _torchvision_minor(torch)
+    pin = f"'torchvision==0.{minor}.*'" if minor is not None else "torchvision"
+    if _cpu_build(torch):
+        return f"pip install --index-url https://download.pytorch.org/whl/cpu {pin}"
+    return f"pip install {pin}"
+
+
 def install_command(needed: Needed) -> str:
-    """The pip line for `needed`; torchvision pinned to the release built for the torch here."""
+    """The pip line for `needed`; torchvision the release built for the torch here."""
     if needed.distribution == "torchvision":
-        try:
-            torch = importlib.metadata.version("torch")
-        except importlib.metadata.PackageNotFoundError:
-            return "pip install torchvision"
-        # torch 2.N pairs with torchvision 0.(N+15): 2.13 with 0.28, 2.5 with 0.20.
-        major, minor = [*torch.split("+")[0].split("."), "0"][:2]
-        if major == "2" and minor.isdigit():
-            return f"pip install 'torchvision==0.{int(minor) + 15}.*'"
-        return "pip install torchvision"
+        torch = _version("torch")
+        return _torchvision_line(torch) if torch is not None else "pip install torchvision"
     return f"pip install {needed.distribution}"
+
+
+def torchvision_mismatch() -> str | None:
+    """Why the installed torchvision cannot load with the installed torch, read from their
+    versions (importing it would import torch); None when they pair or one is absent.
+
+    Measured: the package index's torchvision 0.28.0 (built against its CUDA torch) fails to
+    import with a local 2.13.0+cpu torch; a release for another torch fails likewise.
+    """
+    torch, vision = _version("torch"), _version("torchvision")
+    if torch is None or vision is None:
+        return None
+    minor = _torchvision_minor(torch)
+    vision_minor = vision.split("+")[0].split(".")[1:2]
+    wrong_release = minor is not None and vision_minor != [str(minor)]
+    if not wrong_release and _cpu_build(torch) == _cpu_build(vision):
+        return None
+    return (
+        f"torchvision {vision} is not built for torch {torch} and will not load;"
+        f" install the matching one with: {_torchvision_line(torch)}"
+    )
 
 
 def is_installed(module: str) -> bool:
@@ -102,3 +142,6 @@ def require_family_packages(base_model: str, chat_template: str | None) -> None:
                 f"{family} models need {package.distribution} ({package.why}), which is not"
                 f" installed in this Python; install it with: {install_command(package)}",
             )
+        mismatch = torchvision_mismatch() if package.module == "torchvision" else None
+        if mismatch is not None:
+            raise UserError("base_model", f"{family} models need torchvision: {mismatch}")
