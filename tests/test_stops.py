@@ -232,7 +232,8 @@ def test_stopping_the_demo_leaves_no_process(
         f" {len(left)} processes left, {saved}/{len(rounds)} saved weights,"
         f" tree of {min(r.tree_size for r in rounds)}-{max(r.tree_size for r in rounds)}"
         f" processes, signal to 'stopped' median {statistics.median(seconds):.2f} s"
-        f" (min {min(seconds):.2f}, max {max(seconds):.2f})"
+        f" (min {min(seconds):.2f}, max {max(seconds):.2f}),"
+        f" {sum(r.status.get('stop_notice') is not None for r in rounds)} ended after the save"
     )
     assert left == [], "\n".join(left)
     for r in rounds:
@@ -246,8 +247,10 @@ def test_stopping_the_demo_leaves_no_process(
             # record says where although the handler does not.
             assert any("lora_" in name for name in r.weights), r
             assert r.status["model_saved_to"] == r.status["output_dir"], r.status
-            # Taken at the first look: never signalled again, nothing to say about it.
-            assert r.status.get("stop_notice") is None, r.status
+            # Taken at the first look: never signalled again. The one thing it may say: a rank
+            # that hung after the save was ended (seen once in about 60 two-process stops).
+            notice = r.status.get("stop_notice")
+            assert notice is None or notice.startswith("the weights were saved"), r.status
             # And a checkpoint at the step it stopped at, that a resume goes on from.
             newest = newest_checkpoint(Path(r.status["output_dir"]))
             assert newest is not None and newest[0] == r.status["progress"]["step"], r.status
@@ -256,8 +259,10 @@ def test_stopping_the_demo_leaves_no_process(
             assert r.weights == [], r
             assert r.status.get("model_saved_to") is None, r.status
     if mode == "graceful":
-        # Every rank ends its loop and exits 0, so the launcher does too: no failure to report.
-        assert all(r.status["exit_code"] == 0 for r in rounds), [r.status for r in rounds]
+        # Every rank ends its loop and exits 0, so the launcher does too: no failure to report
+        # (but for a rank ended after the save, whose launcher reports the kill).
+        exited = [r for r in rounds if r.status.get("stop_notice") is None]
+        assert all(r.status["exit_code"] == 0 for r in exited), [r.status for r in rounds]
 
 
 # ---- the lost stop: SIGINT landing inside the data loader's fork ------------------------------
@@ -331,11 +336,14 @@ def fake_run(root: Path, *, leaves: bool) -> RunPaths:
     return script_run(root, code)
 
 
-def start_fake_supervisor(paths: RunPaths, force_grace_s: float) -> subprocess.Popen[bytes]:
-    """The supervisor as `start_supervisor` runs it, with a shorter force grace."""
+def start_fake_supervisor(
+    paths: RunPaths, force_grace_s: float, saved_exit_s: float = 30.0
+) -> subprocess.Popen[bytes]:
+    """The supervisor as `start_supervisor` runs it, with shorter waits."""
     code = (
         "import sys\nfrom vlm_tui.core import supervisor\n"
         f"supervisor.FORCE_GRACE_SECONDS = {force_grace_s!r}\n"
+        f"supervisor.SAVED_EXIT_SECONDS = {saved_exit_s!r}\n"
         "raise SystemExit(supervisor.main(sys.argv[1:]))"
     )
     with paths.supervisor_log.open("ab") as log:
@@ -392,6 +400,60 @@ def test_a_forced_stop_kills_a_stuck_launcher_and_its_deaf_rank(tmp_path: Path) 
     assert left == [], "\n".join(left)
     assert status["state"] == "stopped" and status["stop_requested"] == "force"
     assert status["exit_code"] == -signal.SIGKILL
+
+
+# ---- a graceful stop that saves, then never exits ---------------------------------------------
+
+# A training that takes the stop (SIGINT: it says the weights are saved, as axolotl does after
+# its final save) and then hangs, deaf to SIGINT and SIGTERM: a rank stuck after the save, seen
+# once in about 60 two-process stops of the demo.
+SAVED_THEN_STUCK = """
+import signal, sys, time
+def saved(*_):
+    stamp = "[2026-12-02 04:31:25,954] [INFO] [axolotl.train]"
+    print(stamp, "Model successfully saved to {out}", flush=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        time.sleep(1)
+signal.signal(signal.SIGINT, saved)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+for step in range(1, 100_000):
+    print(f"\\r{{step % 100}}%|#| {{step}}/100000 [00:01<00:10, 5.00it/s]", flush=True)
+    time.sleep(0.2)
+"""
+
+
+def test_a_training_stuck_after_saving_the_weights_is_ended_and_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = script_run(tmp_path / "run", textwrap.dedent(SAVED_THEN_STUCK).format(out=out))
+    supervisor = start_fake_supervisor(paths, force_grace_s=1.0, saved_exit_s=2.0)
+    tree: dict[int, psutil.Process] = {}
+    try:
+
+        def stepping() -> bool:
+            watch_tree(supervisor.pid, tree)
+            return int((status_of(paths).get("progress") or {}).get("step") or 0) >= 2
+
+        wait_for(stepping, 60, "the fake's steps")
+        group = status_of(paths)["child_pgid"]
+        supervisor.send_signal(signal.SIGINT)
+        supervisor.wait(timeout=60)
+        left = leftovers_after_reaping(paths.root, tree, group)
+    finally:
+        for process in tree.values():
+            if process.is_running():
+                process.kill()
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+    status = status_of(paths)
+    assert left == [], "\n".join(left)
+    assert status["state"] == "stopped" and status["stop_requested"] == "graceful", status
+    assert status["model_saved_to"] == str(out), status
+    assert status["stop_notice"] == (
+        "the weights were saved, but a training process had not exited 2 s later; vlm-tui ended it"
+    ), status
 
 
 # ---- a graceful stop the training does not take ----------------------------------------------

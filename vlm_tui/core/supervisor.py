@@ -73,6 +73,10 @@ STOP_STEP_SLACK = 2
 # A graceful stop that has not ended the run by then (a save of a large model, a hung rank) is
 # said to be slow on screen, with how to force it.
 STOP_NOTICE_SECONDS = 300.0
+# After a graceful stop, once axolotl has said the weights are saved, the training has nothing
+# left to do but exit; a process still there this much later is stuck (seen once in about 60
+# two-process CPU stops: one rank alive for minutes after the save) and is ended.
+SAVED_EXIT_SECONDS = 30.0
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 AUTOGROUP = Path("/proc/self/autogroup")  # sched(7): absent without CONFIG_SCHED_AUTOGROUP
 
@@ -132,6 +136,8 @@ class Supervisor:
         # step at which the training was signalled again for going on.
         self.graceful_asked: tuple[float, int] | None = None
         self.graceful_resent_at: int | None = None
+        # When this supervisor first saw the weights saved during a graceful stop (monotonic s).
+        self.graceful_saved_at: float | None = None
         # The training checks for stop-request (its environment names it; the plugin is in
         # every config vlm-tui writes) once it has written the armed marker.
         self.stop_by_file = os.environ.get(STOP_REQUEST_VARIABLE) == str(paths.stop_request)
@@ -196,6 +202,20 @@ class Supervisor:
             notice = (
                 f"the graceful stop was not taken: still training at step {step};"
                 f" force it with vlm-tui stop --force {self.paths.run_id} (K in the monitor)"
+            )
+        if self.state.model_saved_to is not None and self.graceful_saved_at is None:
+            self.graceful_saved_at = now
+        if (
+            notice is None
+            and self.graceful_saved_at is not None
+            and now - self.graceful_saved_at >= SAVED_EXIT_SECONDS
+            and self.force_deadline is None
+        ):
+            self._signal_group(signal.SIGTERM)
+            self.force_deadline = now + FORCE_GRACE_SECONDS
+            notice = (
+                f"the weights were saved, but a training process had not exited"
+                f" {int(SAVED_EXIT_SECONDS)} s later; vlm-tui ended it"
             )
         if notice is None and now - asked_at >= STOP_NOTICE_SECONDS:
             notice = (
