@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,8 @@ MULTIMODAL_KEYS = {
     "sample_packing": False,
 }
 LANGUAGE_ONLY = (
-    r"model.language_model.layers.[\d]+.(mlp|cross_attn|self_attn).(up|down|gate|q|k|v|o)_proj"
+    r"model\.language_model\.layers\.[\d]+\.(mlp|cross_attn|self_attn|feed_forward"
+    r"|feed_forward\.shared_expert)\.(up|down|gate|q|k|v|o)_proj"
 )
 
 
@@ -49,6 +52,7 @@ def dataset(tmp_path: Path) -> Path:
         ("meta-llama/Llama-3.2-11B-Vision-Instruct", "llama3_2_vision"),
         ("mistral-community/pixtral-12b", "pixtral"),
         ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", "mistral_v7_tekken"),
+        ("HuggingFaceM4/Idefics3-8B-Llama3", "tokenizer_default"),
     ],
 )
 def test_family_gives_the_chat_template(base_model: str, template: str) -> None:
@@ -181,3 +185,88 @@ def test_an_eval_dataset_becomes_axolotls_test_datasets(dataset: Path, tmp_path:
     config = build_axolotl_config(settings_from_values(values), CPU_ONLY, tmp_path)
     assert config["test_datasets"] == [{**config["datasets"][0], "split": "train"}]
     assert config["val_set_size"] == 0.0 and config["evals_per_epoch"] == 4
+
+
+def local_model(folder: Path, config: dict[str, object]) -> str:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+@pytest.mark.parametrize(
+    ("config", "template", "prefix"),
+    [
+        ({"model_type": "llava_next"}, "llava", "model.language_model"),
+        ({"model_type": "qwen3_vl"}, "qwen2_vl", "model.language_model"),
+        ({"model_type": "mllama"}, "llama3_2_vision", "model.language_model"),
+        ({"model_type": "mistral3"}, "mistral_v7_tekken", "model.language_model"),
+        # Pixtral-12B: a LLaVA whose vision tower says what it is.
+        ({"model_type": "llava", "vision_config": {"model_type": "pixtral"}}, "pixtral", None),
+        ({"model_type": "idefics3"}, "tokenizer_default", "model.text_model"),
+    ],
+)
+def test_a_local_folder_s_config_decides_over_its_name(
+    config: dict[str, object], template: str, prefix: str | None, tmp_path: Path
+) -> None:
+    # The folder's name says llava; its config.json says otherwise and wins.
+    family = model_family(local_model(tmp_path / "my-llava-copy", config))
+    assert family.chat_template == template
+    if prefix is not None:
+        assert family.lora_target_modules.startswith(re.escape(prefix) + r"\.layers\.")
+
+
+def test_the_llava_template_gets_role_boundaries_so_only_answers_train(
+    dataset: Path, tmp_path: Path
+) -> None:
+    settings = settings_from_values(
+        {
+            "base_model": "llava-hf/llava-1.5-7b-hf",
+            "dataset_name": str(dataset),
+            "output_model_name": "ft",
+        }
+    )
+    config = build_axolotl_config(settings, A100, tmp_path)
+    # The assistant's turns only, each marker with and without the space before it.
+    assert config["role_boundaries"] == [
+        {"role": "assistant", "start": "ASSISTANT:", "end": "USER:", "include_end": False},
+        {"role": "assistant", "start": " ASSISTANT:", "end": " USER:", "include_end": False},
+    ]
+    # Families whose axolotl strategy has its own markers get none.
+    qwen = settings_from_values({"base_model": "Qwen/Qwen2-VL-2B-Instruct"}, settings)
+    assert "role_boundaries" not in build_axolotl_config(qwen, A100, tmp_path)
+
+
+def test_the_target_adapts_the_language_model_s_projections_only() -> None:
+    target = model_family("llava-hf/llava-1.5-7b-hf").lora_target_modules
+    for name, adapted in [
+        ("model.language_model.layers.0.self_attn.q_proj", True),
+        ("model.language_model.layers.11.mlp.down_proj", True),
+        ("model.language_model.layers.3.cross_attn.o_proj", True),
+        ("model.language_model.layers.0.feed_forward.shared_expert.up_proj", True),
+        ("model.language_model.layers.0.feed_forward.router", False),
+        ("model.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj", False),
+        ("model.multi_modal_projector.linear_1", False),
+        ("model.language_model.layers.0.self_attn.q_proj.lora_A", False),
+    ]:
+        assert (re.fullmatch(target, name) is not None) == adapted, name
+
+
+def test_tokenizer_default_is_offered_for_families_without_an_axolotl_template() -> None:
+    settings = settings_from_values({"chat_template": "tokenizer_default"}, require_data=False)
+    assert settings.chat_template == "tokenizer_default"
+
+
+def test_idefics3_gets_its_turn_markers_and_smolvlm_is_refused_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    idefics3 = model_family(local_model(tmp_path / "a", {"model_type": "idefics3"}))
+    assert [b["start"] for b in idefics3.role_boundaries] == ["Assistant:", " Assistant:"]
+    assert {b["end"] for b in idefics3.role_boundaries} == {"<end_of_utterance>"}
+    # The tokenizer's own template names no markers for a model of another family.
+    assert model_family("org/other.invalid", "tokenizer_default").role_boundaries == ()
+    with pytest.raises(UserError) as refused:
+        model_family(local_model(tmp_path / "b", {"model_type": "smolvlm"}))
+    assert refused.value.field == "base_model"
+    assert "additional_special_tokens_ids" in str(refused.value)
+    with pytest.raises(UserError):
+        model_family("HuggingFaceTB/SmolVLM2-2.2B-Instruct")

@@ -16,6 +16,7 @@ import pytest
 
 from tests.helpers import REPO, clean_environ
 from vlm_tui.core import demo
+from vlm_tui.core.lora_target import LanguageLayers, finish_probe, start_probe
 
 # One worker runs this module: its tests share one build of the demo.
 pytestmark = pytest.mark.xdist_group("demo-build")
@@ -241,3 +242,23 @@ def test_training_settings_are_a_short_visible_run() -> None:
     steps = steps_per_epoch * int(demo.DEMO_TRAINING["num_epochs"])
     assert 24 <= steps <= 48
     assert demo.DEMO_TRAINING["image_size"] == demo.IMAGE_SIZE
+
+
+def test_the_language_layers_are_read_from_the_model_itself(built: demo.DemoAssets) -> None:
+    found = finish_probe(start_probe(str(built.model_dir), clean_environ()))
+    assert isinstance(found, LanguageLayers), found
+    assert found.prefix == "model.language_model"
+    assert found.linear == (
+        "mlp.down_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "self_attn.k_proj",
+        "self_attn.o_proj",
+        "self_attn.q_proj",
+        "self_attn.v_proj",
+    )
+    # 2 decoder layers x 7 projections; the CLIP tower's q/k/v/out_proj are not among them.
+    assert found.adapted == 14
+    assert not re.fullmatch(
+        found.target, "model.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj"
+    )

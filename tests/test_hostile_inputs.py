@@ -25,7 +25,7 @@ from tests.test_cli_errors import BAD_FLAGS
 from vlm_tui.core.axolotl_config import build_axolotl_config, dump_axolotl_yaml
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.hardware import CPU_ONLY
-from vlm_tui.core.launch import DATA_WORKERS_PLUGIN, GRACEFUL_STOP_PLUGIN
+from vlm_tui.core.launch import DATA_WORKERS_PLUGIN, GRACEFUL_STOP_PLUGIN, ROLE_BOUNDARIES_PLUGIN
 from vlm_tui.core.settings import FIELDS_BY_NAME, Settings, settings_from_values
 from vlm_tui.core.topology import resolve_topology
 from vlm_tui.core.topology_choice import choice_from_values, environ_for
@@ -640,8 +640,9 @@ def test_the_written_config_holds_the_hostile_path_exactly(tmp_path: Path) -> No
     status = json.loads((written.parent / "status.json").read_text(encoding="utf-8"))
     assert status["datasets"][0]["source"] == str(dataset.resolve())
     assert "injected" not in loaded
-    # What the settings build, and vlm-tui's own plugins that every launch adds.
-    assert loaded["plugins"] == [GRACEFUL_STOP_PLUGIN, DATA_WORKERS_PLUGIN]
+    # What the settings build, and vlm-tui's own plugins that every launch adds (and, for a
+    # LLaVA's role markers, the one that hands them to axolotl).
+    assert loaded["plugins"] == [GRACEFUL_STOP_PLUGIN, DATA_WORKERS_PLUGIN, ROLE_BOUNDARIES_PLUGIN]
     assert set(loaded) == {
         "plugins",
         *build_axolotl_config(

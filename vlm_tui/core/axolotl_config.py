@@ -29,10 +29,10 @@ _EVAL_KEYS = ("val_set_size", "test_datasets", "eval_strategy", "eval_steps", "e
 # Which axolotl keys each setting decides; with `--config` only the settings the user gave
 # replace these keys in the loaded YAML.
 FIELD_KEYS: dict[str, tuple[str, ...]] = {
-    "base_model": ("base_model", "chat_template"),
+    "base_model": ("base_model", "chat_template", "role_boundaries"),
     "dataset_name": ("datasets",),
     "output_model_name": ("output_dir",),
-    "chat_template": ("chat_template",),
+    "chat_template": ("chat_template", "role_boundaries"),
     "num_epochs": ("num_epochs",),
     "max_steps": ("max_steps",),
     "batch_size": ("micro_batch_size",),
@@ -156,6 +156,9 @@ def build_axolotl_config(settings: Settings, hardware: Hardware, workdir: Path) 
         "lora_embedding_kernel": False,
         "dynamic_checkpoint": dict(CHECKPOINT_ON_REQUEST),
     }
+    if family.role_boundaries:
+        # Only the assistant's tokens carry labels (axolotl's default roles_to_train).
+        config["role_boundaries"] = [dict(boundary) for boundary in family.role_boundaries]
     config.update(_precision_keys(settings.precision, hardware))
     config.update(_evaluation_keys(settings))
     if settings.max_steps is not None:

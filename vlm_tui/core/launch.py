@@ -58,7 +58,14 @@ CPU_PLACEMENT_PLUGIN = "vlm_tui.training.cpu_placement.CpuPlacementPlugin"
 # the data loader's workers are forked once, not at every epoch.
 GRACEFUL_STOP_PLUGIN = "vlm_tui.training.graceful_stop.GracefulStopPlugin"
 DATA_WORKERS_PLUGIN = "vlm_tui.training.data_workers.PersistentDataWorkersPlugin"
-VLM_TUI_PLUGINS = (CPU_PLACEMENT_PLUGIN, GRACEFUL_STOP_PLUGIN, DATA_WORKERS_PLUGIN)
+# A config's `role_boundaries` reach axolotl 0.19's collator in the form it reads.
+ROLE_BOUNDARIES_PLUGIN = "vlm_tui.training.role_boundaries.RoleBoundariesPlugin"
+VLM_TUI_PLUGINS = (
+    CPU_PLACEMENT_PLUGIN,
+    GRACEFUL_STOP_PLUGIN,
+    DATA_WORKERS_PLUGIN,
+    ROLE_BOUNDARIES_PLUGIN,
+)
 ACCELERATE_CONFIG_NAME = "accelerate.yaml"
 # Where a node other than node 0 lets axolotl write: its own run folder, never the shared output.
 NODE_OUTPUT_NAME = "node-output"
@@ -172,6 +179,8 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
     output_dir = (workdir / output).resolve()
     config["output_dir"] = str(output_dir)
     ours = [GRACEFUL_STOP_PLUGIN, DATA_WORKERS_PLUGIN]
+    if config.get("role_boundaries"):
+        ours.append(ROLE_BOUNDARIES_PLUGIN)
     if topology.distributed and hardware.gpu_count == 0:
         ours.append(CPU_PLACEMENT_PLUGIN)
     plugins = [str(p) for p in config.get("plugins") or [] if p not in VLM_TUI_PLUGINS]

@@ -1,25 +1,33 @@
-"""Which chat template and which language-model layers belong to a base model.
+"""Which chat template, language-model layers and role markers belong to a base model.
 
 Axolotl needs the chat template of the model's family, and LoRA must adapt only the language
-model (adapting the vision tower too costs memory and rarely helps). transformers 5 nests the
-text model as `model.language_model` in every VLM family below except Llama 4.
+model (adapting the vision tower too costs memory and rarely helps). Where transformers 5 puts
+the language model differs by family (`model.language_model`, Idefics3's `model.text_model`):
+the prefix here is the guess a dry run shows, and a launch replaces it with the one found in the
+model itself (vlm_tui/training/model_layers.py) whenever the model's config can be read.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.settings import CHAT_TEMPLATES
 
-_LANGUAGE_LAYERS = (
-    r"model.language_model.layers.[\d]+.(mlp|cross_attn|self_attn).(up|down|gate|q|k|v|o)_proj"
+# The Linear modules of a decoder layer LoRA adapts (Mllama's cross-attention layers included);
+# a router (`gate`, `router`) and fused MoE experts are not Linear leaves named like these.
+LAYER_LINEAR = (
+    r"(mlp|cross_attn|self_attn|feed_forward|feed_forward\.shared_expert)"
+    r"\.(up|down|gate|q|k|v|o)_proj"
 )
-_LLAMA4_LAYERS = (
-    r"language_model.model.layers.[\d]+.(feed_forward|self_attn).(up|down|gate|q|k|v|o)_proj"
-)
+
+_LANGUAGE_MODEL = "model.language_model"
+# The families whose language model lives elsewhere at run time, by chat template.
+_LANGUAGE_PREFIX = {"tokenizer_default": "model.text_model", "llama4": "language_model.model"}
 
 # Name fragments (lower case, '_' and '.' read as '-') in the order they are tried: the more
 # specific first, since "gemma-3n" also contains "gemma-3".
@@ -34,6 +42,7 @@ _NAME_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
         ("mistral-small-3-1", "mistral-small-3-2", "mistral-small-2503", "mistral-small-2506"),
         "mistral_v7_tekken",
     ),
+    (("smolvlm", "idefics3"), "tokenizer_default"),
     (("llava",), "llava"),
 )
 
@@ -49,6 +58,49 @@ _MODEL_TYPES = {
     "mllama": "llama3_2_vision",
     "llama4": "llama4",
     "mistral3": "mistral_v7_tekken",
+    # No axolotl template of their own: the tokenizer's.
+    "idefics3": "tokenizer_default",
+    "smolvlm": "tokenizer_default",
+}
+# Pixtral-12B is a LLaVA model with a Pixtral vision tower: its config says so one level down.
+_VISION_MODEL_TYPES = {"pixtral": "pixtral"}
+_MODEL_TYPES.update(_VISION_MODEL_TYPES)
+
+
+# Where axolotl 0.19's strategy for a family has no role markers (LLaVA; Idefics3, which it
+# treats as any model), every token of the user's turn is trained on too ("ProcessingStrategy
+# has no built-in role boundaries"). These mark the assistant's turns only: a token outside
+# every marked span carries no label, so the prompt and the system text stay masked. Each
+# marker comes as written and with the space before it, since a tokenizer may read " ASSISTANT"
+# as one piece in the running text and "ASSISTANT" as another alone (the demo's does).
+def _assistant_turns(start: str, end: str, *, include_end: bool) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {
+            "role": "assistant",
+            "start": space + start,
+            "end": space + end,
+            "include_end": include_end,
+        }
+        for space in ("", " ")
+    )
+
+
+# LLaVA: "USER: ... ASSISTANT: answer USER: ..."; the next turn's marker ends the answer.
+_LLAVA_TURNS = _assistant_turns("ASSISTANT:", "USER:", include_end=False)
+# Idefics3: "Assistant: answer<end_of_utterance>", the end trained on so the model stops.
+_IDEFICS3_TURNS = tuple(
+    {"role": "assistant", "start": start, "end": "<end_of_utterance>", "include_end": True}
+    for start in ("Assistant:", " Assistant:")
+)
+_ROLE_BOUNDARIES = {"llava": _LLAVA_TURNS, "idefics3": _IDEFICS3_TURNS}
+
+# Families axolotl 0.19 cannot train, refused before launch with the reason.
+_UNSUPPORTED = {
+    "smolvlm": (
+        "SmolVLM cannot be fine-tuned with axolotl 0.19 and transformers 5: axolotl's SmolVLM"
+        " strategy reads the tokenizer's additional_special_tokens_ids, which transformers 5"
+        " removed, and fails before step 0 (Idefics3 models train)"
+    ),
 }
 
 
@@ -56,11 +108,23 @@ _MODEL_TYPES = {
 class ModelFamily:
     chat_template: str
     lora_target_modules: str
+    # axolotl's `role_boundaries` where its strategy for the family has none built in.
+    role_boundaries: tuple[dict[str, Any], ...] = ()
 
 
-def _family(chat_template: str) -> ModelFamily:
-    layers = _LLAMA4_LAYERS if chat_template == "llama4" else _LANGUAGE_LAYERS
-    return ModelFamily(chat_template, layers)
+def layers_regex(language_prefix: str, linear: str = LAYER_LINEAR) -> str:
+    """The LoRA target: the decoder layers' Linear modules under `language_prefix` only."""
+    return rf"{re.escape(language_prefix)}\.layers\.[\d]+\.{linear}"
+
+
+def _family(chat_template: str, model_type: str | None = None) -> ModelFamily:
+    """The family of a chat template, refined by the model's type where it is known (the
+    tokenizer's own template says nothing of where its turns start)."""
+    prefix = _LANGUAGE_PREFIX.get(chat_template, _LANGUAGE_MODEL)
+    markers = _ROLE_BOUNDARIES.get(chat_template, ())
+    if chat_template == "tokenizer_default":
+        markers = _ROLE_BOUNDARIES.get(model_type or "", ())
+    return ModelFamily(chat_template, layers_regex(prefix), markers)
 
 
 def _template_from_name(name: str) -> str | None:
@@ -71,32 +135,47 @@ def _template_from_name(name: str) -> str | None:
     return None
 
 
-def _template_from_local_config(folder: Path) -> str | None:
+def _local_model_type(folder: Path) -> str | None:
+    """config.json's model_type; Pixtral-12B's (a LLaVA) is its vision tower's."""
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    model_type = config.get("model_type") if isinstance(config, dict) else None
-    return _MODEL_TYPES.get(model_type) if isinstance(model_type, str) else None
+    if not isinstance(config, dict):
+        return None
+    vision = config.get("vision_config")
+    vision_type = vision.get("model_type") if isinstance(vision, dict) else None
+    if isinstance(vision_type, str) and vision_type in _VISION_MODEL_TYPES:
+        return vision_type
+    model_type = config.get("model_type")
+    return model_type if isinstance(model_type, str) else None
+
+
+def _type_from_name(name: str) -> str | None:
+    normal = name.lower().replace("_", "-").replace(".", "-")
+    return next((kind for kind in ("smolvlm", "idefics3") if kind in normal), None)
 
 
 def model_family(base_model: str, chat_template: str | None = None) -> ModelFamily:
     """The family of `base_model`; an explicit chat_template wins.
 
     Raises UserError naming `chat_template` when the family cannot be told, so the user can
-    say which one it is.
+    say which one it is, and naming `base_model` for a family axolotl 0.19 cannot train.
     """
-    if chat_template is not None:
-        return _family(chat_template)
     local = Path(base_model)
-    # A local folder's own name is a hint too; its config.json settles the rest.
-    template = _template_from_name(local.name if local.is_dir() else base_model)
-    if template is None and local.is_dir():
-        template = _template_from_local_config(local)
+    # A local folder's config.json is the surest; its name or a hub name is a hint.
+    model_type = _local_model_type(local) if local.is_dir() else None
+    name = local.name if local.is_dir() else base_model
+    model_type = model_type or _type_from_name(name)
+    if model_type in _UNSUPPORTED:
+        raise UserError("base_model", _UNSUPPORTED[model_type])
+    if chat_template is not None:
+        return _family(chat_template, model_type)
+    template = _MODEL_TYPES.get(model_type or "") or _template_from_name(name)
     if template is None:
         raise UserError(
             "chat_template",
             f"cannot tell the model family of {base_model!r}; give one of: "
             + ", ".join(CHAT_TEMPLATES),
         )
-    return _family(template)
+    return _family(template, model_type)

@@ -28,6 +28,8 @@ CHAT_TEMPLATES = (
     "llama4",
     "pixtral",
     "mistral_v7_tekken",
+    # The tokenizer's own template, for families axolotl has none for (Idefics3, SmolVLM).
+    "tokenizer_default",
 )
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SAVE_STRATEGIES = ("epoch", "steps", "no")

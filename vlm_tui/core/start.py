@@ -15,6 +15,7 @@ from vlm_tui.core import doctor, launch
 from vlm_tui.core.command import require_training_stack
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.family_packages import require_family_packages
+from vlm_tui.core.lora_target import apply_found, finish_probe, start_probe, target_is_ours
 from vlm_tui.core.run_dataset import PreparedData
 from vlm_tui.core.token_lengths import TokenLengths, finish_count, start_count
 
@@ -31,7 +32,7 @@ def prepare(
 ) -> PreparedData:
     """The training stack and what the model family needs, the demo assets, the datasets (their
     converted rows, for `record_run`), axolotl's schema check beside the count of tokens per
-    row, then the pre-flight."""
+    row and the read of the model's layers (LoRA's target), then the pre-flight."""
     require_training_stack()
     template = plan.config.get("chat_template")
     require_family_packages(
@@ -43,6 +44,10 @@ def prepare(
     # Before the slower checks: a dataset's problems are the most common ones.
     data = launch.prepare_data(plan, workdir, report)
     counting = _start_token_count(plan, data, environ, report)
+    layers = None
+    if target_is_ours(plan.config):
+        report("reading the language model's layers from the model")
+        layers = start_probe(str(plan.config.get("base_model") or ""), environ)
     try:
         if not skip_check:
             report("checking the config with axolotl's schema")
@@ -52,12 +57,15 @@ def prepare(
                 more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
                 raise UserError(f"config key {first['field']!r}", f"{first['message']}{more}")
         preflight(plan, environ, report)
+        if layers is not None:
+            report(apply_found(plan.config, finish_probe(layers)))
         if counting is not None:
             _report_token_count(plan, data, finish_count(counting), report)
     except BaseException:
-        if counting is not None and counting.poll() is None:
-            counting.kill()
-            counting.wait()
+        for child in (counting, layers):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait()
         data.discard()
         raise
     return data

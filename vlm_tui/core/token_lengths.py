@@ -10,13 +10,13 @@ the value that covers them.
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from vlm_tui.core.training_child import finish_child, start_child
 
 COUNT_TIMEOUT_SECONDS = 600
 
@@ -100,30 +100,14 @@ def suggested_sequence_len(longest: int) -> int:
 
 def start_count(model: str, dataset: Path, environ: Mapping[str, str]) -> subprocess.Popen[str]:
     """The count, started in a child (it loads the processor: seconds)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "vlm_tui.training.token_count", model, str(dataset)],
-        # Never the network: a model that is not local or cached is not counted.
-        env={**environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_child("vlm_tui.training.token_count", [model, str(dataset)], environ)
 
 
 def finish_count(child: subprocess.Popen[str]) -> TokenLengths | str:
     """The lengths, or why there are none (the count is advice: its failure stops nothing)."""
-    try:
-        out, err = child.communicate(timeout=COUNT_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.communicate()
-        return f"the token count took over {COUNT_TIMEOUT_SECONDS} s; skipped"
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if child.returncode != 0 or not lines:
-        tail = (err.strip().splitlines() or ["no output"])[-1]
-        return f"tokens per row not counted: {tail[:200]}"
-    result = json.loads(lines[-1])
+    result = finish_child(child, COUNT_TIMEOUT_SECONDS)
+    if isinstance(result, str):
+        return f"tokens per row not counted: {result}"
     lengths = tuple(sorted(int(length) for length in result.get("lengths", [])))
     failed = tuple((int(index), str(error)) for index, error in result.get("failed", []))
     if not lengths and not failed:
