@@ -200,6 +200,12 @@ def local_model(folder: Path, config: dict[str, object]) -> str:
         ({"model_type": "qwen3_vl"}, "qwen2_vl", "model.language_model"),
         ({"model_type": "mllama"}, "llama3_2_vision", "model.language_model"),
         ({"model_type": "mistral3"}, "mistral_v7_tekken", "model.language_model"),
+        # Mistral 3's tower is Pixtral's too; only a LLaVA's says Pixtral-12B.
+        (
+            {"model_type": "mistral3", "vision_config": {"model_type": "pixtral"}},
+            "mistral_v7_tekken",
+            "model.language_model",
+        ),
         # Pixtral-12B: a LLaVA whose vision tower says what it is.
         ({"model_type": "llava", "vision_config": {"model_type": "pixtral"}}, "pixtral", None),
         ({"model_type": "idefics3"}, "tokenizer_default", "model.text_model"),

@@ -143,11 +143,12 @@ def _local_model_type(folder: Path) -> str | None:
         return None
     if not isinstance(config, dict):
         return None
+    model_type = config.get("model_type")
     vision = config.get("vision_config")
     vision_type = vision.get("model_type") if isinstance(vision, dict) else None
-    if isinstance(vision_type, str) and vision_type in _VISION_MODEL_TYPES:
-        return vision_type
-    model_type = config.get("model_type")
+    # Only a LLaVA's tower tells: Mistral 3 has a Pixtral tower too, and its own template.
+    if model_type == "llava" and vision_type in _VISION_MODEL_TYPES:
+        return str(vision_type)
     return model_type if isinstance(model_type, str) else None
 
 
