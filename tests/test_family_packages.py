@@ -31,8 +31,15 @@ def model_folder(root: Path, model_type: str) -> Path:
 class HiddenModules:
     """A meta path finder that makes named modules look absent, as on a host without them."""
 
-    def __init__(self, names: set[str]) -> None:
-        self.names = names
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.names: set[str] = set()
+        self.monkeypatch = monkeypatch
+
+    def hide(self, name: str) -> None:
+        self.names.add(name)
+        # A module another test imported in this process is found in sys.modules first.
+        for loaded in [module for module in sys.modules if module.split(".")[0] == name]:
+            self.monkeypatch.delitem(sys.modules, loaded)
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec:
         if name.split(".")[0] in self.names:
@@ -42,7 +49,7 @@ class HiddenModules:
 
 @pytest.fixture
 def hidden(monkeypatch: pytest.MonkeyPatch) -> Iterator[HiddenModules]:
-    finder = HiddenModules(set())
+    finder = HiddenModules(monkeypatch)
     monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
     yield finder
 
@@ -150,7 +157,7 @@ def test_the_project_installs_a_torchvision_that_loads_with_its_torch() -> None:
 def test_a_missing_package_is_refused_with_its_install_line(
     tmp_path: Path, hidden: HiddenModules
 ) -> None:
-    hidden.names.add("timm")
+    hidden.hide("timm")
     folder = model_folder(tmp_path / "model", "gemma3n")
     with pytest.raises(UserError) as refused:
         require_family_packages(str(folder), None)
@@ -170,7 +177,7 @@ def test_a_launch_without_torchvision_is_refused_before_anything_exists(
     capsys: pytest.CaptureFixture[str],
     hidden: HiddenModules,
 ) -> None:
-    hidden.names.add("torchvision")
+    hidden.hide("torchvision")
     model = model_folder(tmp_path / "in" / "tiny-qwen2-vl", "qwen2_vl")
     dataset = tmp_path / "in" / "data.jsonl"
     dataset.write_text("{}\n")
