@@ -6,8 +6,13 @@ supervisor, real `attach --no-ui`); the parsing of those lines has its own tests
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
+
+import pytest
+import yaml
 
 from tests.helpers import REPO, clean_environ, run_cli, script_run
 from vlm_tui.core import launch
@@ -39,3 +44,39 @@ def test_a_run_whose_labels_were_all_masked_is_reported_failed(tmp_path: Path) -
     assert "[vlm-tui] failed (exit 0)" in done.stdout, done.stdout
     assert "[vlm-tui] cause: no token carried a label" in done.stdout, done.stdout
     assert "[vlm-tui] fix: check that every row has an assistant turn" in done.stdout
+
+
+@pytest.mark.e2e
+def test_a_real_training_whose_labels_are_all_masked_is_reported_failed(
+    demo_cache: Path, tmp_path: Path
+) -> None:
+    """Real axolotl, the demo's model and data, and role markers its template never renders:
+    no token is an answer's, so every label is masked."""
+    env = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
+    built = subprocess.run(
+        [sys.executable, "-m", "vlm_tui.core.demo", "build", str(demo_cache / "demo")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    planned = run_cli(["--no-ui", "--demo", "--dry-run"], tmp_path, env)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    (written,) = (tmp_path / "runs").glob("*/config.yml")
+    config = yaml.safe_load(written.read_text(encoding="utf-8"))
+    config["role_boundaries"] = [{"role": "assistant", "start": "NOWHERE:"}]
+    config["datasets"][0]["path"] = str(demo_cache / "demo" / "v1" / "data" / "demo.jsonl")
+    config["num_epochs"] = 1
+    masked = tmp_path / "masked.yml"
+    masked.write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = run_cli(["--no-ui", "--config", str(masked)], tmp_path, env)
+    printed = done.stdout + done.stderr
+    assert done.returncode == 1, printed[-3000:]
+    assert "reason: nothing was trained" in printed, printed[-3000:]
+    assert "cause: no token carried a label" in printed, printed[-3000:]
+    statuses = [read_json(run / "status.json") or {} for run in (tmp_path / "runs").iterdir()]
+    (status,) = [status for status in statuses if status.get("state") == "failed"]
+    assert status["reason"] == "nothing was trained", status
+    assert status["steps"] >= 1 and status["model_saved_to"], status
