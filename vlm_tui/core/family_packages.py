@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from vlm_tui.core.errors import UserError
+from vlm_tui.core.model_family import local_config
 
 
 @dataclass(frozen=True)
@@ -53,11 +52,8 @@ NEEDED_BY_CHAT_TEMPLATE: dict[str, tuple[Needed, ...]] = {
 
 def local_model_type(base_model: str) -> str | None:
     """model_type from a local model folder's config.json; None for hub names and bad files."""
-    try:
-        config = json.loads((Path(base_model) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    model_type = config.get("model_type") if isinstance(config, dict) else None
+    config = local_config(base_model)
+    model_type = config.get("model_type") if config is not None else None
     return model_type if isinstance(model_type, str) else None
 
 

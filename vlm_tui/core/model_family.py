@@ -42,7 +42,6 @@ _NAME_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
         ("mistral-small-3-1", "mistral-small-3-2", "mistral-small-2503", "mistral-small-2506"),
         "mistral_v7_tekken",
     ),
-    (("smolvlm", "idefics3"), "tokenizer_default"),
     (("llava",), "llava"),
 )
 
@@ -127,21 +126,31 @@ def _family(chat_template: str, model_type: str | None = None) -> ModelFamily:
     return ModelFamily(chat_template, layers_regex(prefix), markers)
 
 
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
 def _template_from_name(name: str) -> str | None:
-    normal = name.lower().replace("_", "-").replace(".", "-")
+    normal = _normal(name)
     for fragments, template in _NAME_HINTS:
         if any(fragment in normal for fragment in fragments):
             return template
     return None
 
 
-def _local_model_type(folder: Path) -> str | None:
-    """config.json's model_type; Pixtral-12B's (a LLaVA) is its vision tower's."""
+def local_config(base_model: str) -> dict[str, Any] | None:
+    """A local model folder's config.json; None for hub names and unreadable files."""
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((Path(base_model) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(config, dict):
+    return config if isinstance(config, dict) else None
+
+
+def _local_model_type(folder: Path) -> str | None:
+    """config.json's model_type; Pixtral-12B's (a LLaVA) is its vision tower's."""
+    config = local_config(str(folder))
+    if config is None:
         return None
     model_type = config.get("model_type")
     vision = config.get("vision_config")
@@ -153,7 +162,8 @@ def _local_model_type(folder: Path) -> str | None:
 
 
 def _type_from_name(name: str) -> str | None:
-    normal = name.lower().replace("_", "-").replace(".", "-")
+    """The model type a hub name shows, for families whose template says nothing of it."""
+    normal = _normal(name)
     return next((kind for kind in ("smolvlm", "idefics3") if kind in normal), None)
 
 
