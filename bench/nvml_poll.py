@@ -1,6 +1,6 @@
 """NVML poll: what one GPU reading costs through NVML, against spawning `nvidia-smi`.
 
-The monitor reads its GPUs through `vlm_tui.core.telemetry.Telemetry` (NVML in-process, at most
+The monitor reads its GPUs through `vlm_tui.core.host.telemetry.Telemetry` (NVML in-process, at most
 once a second). This times, round after round and side by side:
 
 - `Telemetry.sample()` (every GPU and the host), and the same without GPUs (an NVML that lists
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ui_flood import FILE_HEADER, machine_lines, replace_section
-from vlm_tui.core.telemetry import Telemetry
+from vlm_tui.core.host.telemetry import Telemetry
 
 SECTION_TITLE = "## NVML poll"
 MODULE = "bench.nvml_poll"

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.ui_flood import FILE_HEADER, machine_lines, replace_section
-from vlm_tui.core.output_parser import Metrics, parse_dict
-from vlm_tui.core.run_record import RunPaths, read_json
-from vlm_tui.core.run_state import OutputRecorder, RunState, metric_line, parser_for_run
-from vlm_tui.core.supervisor import READ_CHUNK, STATUS_EVERY_SECONDS, StatusWriter
+from vlm_tui.core.output.output_parser import Metrics, parse_dict
+from vlm_tui.core.output.run_state import OutputRecorder, RunState, metric_line, parser_for_run
+from vlm_tui.core.runs.run_record import RunPaths, read_json
+from vlm_tui.core.supervise.supervisor import READ_CHUNK, STATUS_EVERY_SECONDS, StatusWriter
 
 SECTION_TITLE = "## Output throughput"
 # Where the section goes when BENCHMARKS.md does not have it yet: before this one.

@@ -47,12 +47,12 @@ import yaml
 
 from bench.terminal import Tmux
 from bench.ui_flood import FILE_HEADER, machine_lines, replace_section, section_text
-from vlm_tui.core.demo import demo_asset_paths, demo_cache_root
-from vlm_tui.core.launch import build_demo_assets
-from vlm_tui.core.output_parser import Summary
-from vlm_tui.core.run_record import RunPaths, read_json, runtime_s
-from vlm_tui.core.run_state import parser_for_run
-from vlm_tui.core.secrets import REDACTED
+from vlm_tui.core.launch.demo import demo_asset_paths, demo_cache_root
+from vlm_tui.core.launch.secrets import REDACTED
+from vlm_tui.core.launch.steps import build_demo_in_child
+from vlm_tui.core.output.output_parser import Summary
+from vlm_tui.core.output.run_state import parser_for_run
+from vlm_tui.core.runs.run_record import RunPaths, read_json, runtime_s
 
 SECTION_TITLE = "## Overhead on training"
 NOTES_TITLE = "### What the figures show, and what remains"
@@ -551,7 +551,7 @@ def measure(
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vlm-tui-oh-")))
         env = base_environment(cache_dir, scratch)
         progress("building the demo model (once) ...")
-        build_demo_assets(demo_asset_paths(demo_cache_root(env)), env)
+        build_demo_in_child(demo_asset_paths(demo_cache_root(env)), env)
         plan = dry_run_plan(settings, env, scratch)
         runners: dict[str, Callable[[Path, int], RoundResult]] = {
             "bare": lambda folder, index: run_bare(plan, env, folder, index),

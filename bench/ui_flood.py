@@ -50,9 +50,9 @@ from textual.app import App
 from textual.screen import Screen
 from textual.widgets import Log
 
-from vlm_tui.core.follow import RecordFollower
-from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
-from vlm_tui.core.telemetry import Telemetry
+from vlm_tui.core.host.telemetry import Telemetry
+from vlm_tui.core.runs.follow import RecordFollower
+from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
 from vlm_tui.theme_files import DEFAULT_THEME
 from vlm_tui.tui.app import STYLESHEET, freeze_startup_objects
 from vlm_tui.tui.monitor_screen import MonitorScreen
@@ -374,7 +374,7 @@ def count_lines(path: Path) -> int:
 def start_supervisor(paths: RunPaths) -> subprocess.Popen[bytes]:
     """The real supervisor, as a launch starts it: it runs the producer and parses its output."""
     return subprocess.Popen(
-        [sys.executable, "-m", "vlm_tui.core.supervisor", str(paths.root)],
+        [sys.executable, "-m", "vlm_tui.core.supervise.supervisor", str(paths.root)],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vlm_tui.cli import main
-from vlm_tui.core.run_record import RunPaths, write_json_atomic
+from vlm_tui.core.runs.run_record import RunPaths, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 

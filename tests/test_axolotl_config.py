@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlm_tui.core.axolotl_config import (
+from vlm_tui.core.errors import UserError
+from vlm_tui.core.host.hardware import CPU_ONLY, Hardware
+from vlm_tui.core.request.axolotl_config import (
     build_axolotl_config,
     dump_axolotl_yaml,
     load_axolotl_yaml,
     merge_into_loaded,
 )
-from vlm_tui.core.errors import UserError
-from vlm_tui.core.hardware import CPU_ONLY, Hardware
-from vlm_tui.core.model_family import model_family
-from vlm_tui.core.settings import settings_from_values
+from vlm_tui.core.request.model_family import model_family
+from vlm_tui.core.request.settings import settings_from_values
 
 A100 = Hardware(gpu_names=("NVIDIA A100-SXM4-80GB",), min_compute_capability=(8, 0))
 V100 = Hardware(gpu_names=("Tesla V100-SXM2-32GB",), min_compute_capability=(7, 0))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.dataset_check import build, measure, section, tiny_png
-from vlm_tui.core.dataset_check import check_dataset
-from vlm_tui.core.image_header import image_kind
+from vlm_tui.core.data.dataset_check import check_dataset
+from vlm_tui.core.data.image_header import image_kind
 
 
 def test_the_scratch_dataset_is_valid_and_checked(tmp_path: Path) -> None:

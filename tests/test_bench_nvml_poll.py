@@ -25,7 +25,7 @@ from bench.nvml_poll import (
     probe,
     section,
 )
-from vlm_tui.core.telemetry import Telemetry
+from vlm_tui.core.host.telemetry import Telemetry
 
 MIB = 1024 * 1024
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import run_cli
-from vlm_tui.core.cluster import (
+from vlm_tui.core.runs.cluster import (
     IDLE_GPUS,
     LOST,
     NO_RECORD,
@@ -18,8 +18,12 @@ from vlm_tui.core.cluster import (
     cluster_view,
     table_lines,
 )
-from vlm_tui.core.node_telemetry import node_file_stem, telemetry_folder
-from vlm_tui.core.run_record import RunPaths, write_json_atomic
+from vlm_tui.core.runs.run_record import (
+    RunPaths,
+    node_file_stem,
+    telemetry_folder,
+    write_json_atomic,
+)
 
 NOW = 1_800_000_000.0
 

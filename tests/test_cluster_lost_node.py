@@ -19,16 +19,21 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import clean_environ
-from vlm_tui.core.cluster import LOST, LOST_AFTER_BEATS, HeartbeatTracker, NodeRow, cluster_view
-from vlm_tui.core.node_telemetry import HEARTBEAT_INTERVAL_S
-from vlm_tui.core.run_record import RunPaths, write_json_atomic
+from vlm_tui.core.runs.cluster import (
+    LOST,
+    LOST_AFTER_BEATS,
+    HeartbeatTracker,
+    NodeRow,
+    cluster_view,
+)
+from vlm_tui.core.runs.run_record import HEARTBEAT_INTERVAL_S, RunPaths, write_json_atomic
 
 # A recorder as the supervisor runs it, for one node of a job, until it is killed.
 RECORDER = """
 import sys, time
 from pathlib import Path
-from vlm_tui.core.node_telemetry import NodeRecorder
-from vlm_tui.core.run_record import RunPaths, read_json
+from vlm_tui.core.supervise.node_recorder import NodeRecorder
+from vlm_tui.core.runs.run_record import RunPaths, read_json
 
 paths = RunPaths(Path(sys.argv[1]))
 topology = read_json(paths.command)["topology"]

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from vlm_tui.core.command import require_training_stack, single_process_argv, training_environment
 from vlm_tui.core.errors import SetupError
+from vlm_tui.core.launch.command import (
+    require_training_stack,
+    single_process_argv,
+    training_environment,
+)
 
 
 def test_single_process_command_is_the_guides() -> None:

@@ -21,10 +21,10 @@ import pytest
 
 from tests.helpers import refused, run_cli
 from vlm_tui.cli import main
-from vlm_tui.core.dataset_check import check_dataset
-from vlm_tui.core.dataset_formats import CAPTION_PROMPT
-from vlm_tui.core.dataset_rows import MAX_ROW_BYTES
-from vlm_tui.core.image_header import base64_image_kind, image_kind
+from vlm_tui.core.data.dataset_check import check_dataset
+from vlm_tui.core.data.dataset_formats import CAPTION_PROMPT
+from vlm_tui.core.data.dataset_rows import MAX_ROW_BYTES
+from vlm_tui.core.data.image_header import base64_image_kind, image_kind
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 16
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from tests.helpers import REPO, clean_environ
-from vlm_tui.core import demo
-from vlm_tui.core.lora_target import LanguageLayers, finish_probe, start_probe
+from vlm_tui.core.launch import demo
+from vlm_tui.core.request.lora_target import LanguageLayers, finish_probe, start_probe
+from vlm_tui.training import demo_builder
 
 # One worker runs this module: its tests share one build of the demo.
 pytestmark = pytest.mark.xdist_group("demo-build")
@@ -27,7 +28,7 @@ CAPTION = re.compile(r"^A (\w+) (circle|square|triangle)\.$")
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> demo.DemoAssets:
     """One build shared by the module (a few seconds, mostly importing torch)."""
-    return demo.build_demo_assets(tmp_path_factory.mktemp("demo") / "cache")
+    return demo_builder.build_demo(tmp_path_factory.mktemp("demo") / "cache")
 
 
 def _rows(assets: demo.DemoAssets) -> list[dict[str, Any]]:
@@ -61,7 +62,7 @@ def test_processor_and_model_load_offline(
     assert type(model).__name__ == "LlavaForConditionalGeneration"
     assert 100_000 <= sum(p.numel() for p in model.parameters()) <= 250_000
     tokenizer = processor.tokenizer
-    assert tokenizer.pad_token == demo.PAD_TOKEN
+    assert tokenizer.pad_token == demo_builder.PAD_TOKEN
     assert 350 <= len(tokenizer) <= 400
 
     # The way axolotl's multimodal collator calls it: images load from the rows' paths.
@@ -74,7 +75,7 @@ def test_processor_and_model_load_offline(
         return_dict=True,
         processor_kwargs={"padding": True},
     )
-    image_id = tokenizer.convert_tokens_to_ids(demo.IMAGE_TOKEN)
+    image_id = tokenizer.convert_tokens_to_ids(demo_builder.IMAGE_TOKEN)
     assert int((batch["input_ids"][0] == image_id).sum()) == (32 // 8) ** 2
     assert tuple(batch["pixel_values"].shape) == (2, 3, 32, 32)
     with torch.no_grad():
@@ -106,14 +107,14 @@ def test_second_build_is_a_no_op(built: demo.DemoAssets) -> None:
     marker = built.model_dir.parent / "READY.json"
     before = marker.stat().st_mtime_ns
     started = time.monotonic()
-    again = demo.build_demo_assets(built.root)
+    again = demo_builder.build_demo(built.root)
     assert time.monotonic() - started < 1.0
     assert again == built
     assert marker.stat().st_mtime_ns == before
 
 
 def test_builds_are_deterministic(built: demo.DemoAssets, tmp_path: Path) -> None:
-    other = demo.build_demo_assets(tmp_path / "other")
+    other = demo_builder.build_demo(tmp_path / "other")
     for name in ("model.safetensors", "tokenizer.json", "config.json", "processor_config.json"):
         assert (other.model_dir / name).read_bytes() == (built.model_dir / name).read_bytes()
     images = sorted((built.dataset_path.parent / "images").iterdir())
@@ -135,7 +136,7 @@ def test_a_foreign_folder_in_the_way_is_kept_and_reported(tmp_path: Path) -> Non
     keep = version_dir / "user-file.txt"
     keep.write_text("mine")
     with pytest.raises(RuntimeError, match="not a complete demo build"):
-        demo.build_demo_assets(tmp_path)
+        demo_builder.build_demo(tmp_path)
     assert keep.read_text() == "mine"
     assert not demo.demo_assets_ready(assets)
     assert _leftover_staging(tmp_path) == []
@@ -143,7 +144,7 @@ def test_a_foreign_folder_in_the_way_is_kept_and_reported(tmp_path: Path) -> Non
 
 def test_concurrent_builders_agree(tmp_path: Path) -> None:
     root = tmp_path / "cache"
-    command = [sys.executable, "-m", "vlm_tui.core.demo", "build", str(root)]
+    command = [sys.executable, "-m", "vlm_tui.training.demo_builder", "build", str(root)]
     children = [
         subprocess.Popen(
             command,
@@ -177,7 +178,7 @@ def _keep_environ() -> Iterator[None]:
 def test_main_prints_one_json_line(
     built: demo.DemoAssets, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert demo.main(["build", str(built.root)]) == 0
+    assert demo_builder.main(["build", str(built.root)]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out) == {
         "model_dir": str(built.model_dir),
@@ -188,7 +189,7 @@ def test_main_prints_one_json_line(
 
 @pytest.mark.parametrize("argv", [[], ["train"], ["build", "a", "b"]])
 def test_main_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert demo.main(argv) == 1
+    assert demo_builder.main(argv) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "usage" in err
 
@@ -198,7 +199,7 @@ def test_main_reports_a_failed_build_in_one_line(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert demo.main(["build", str(blocker / "cache")]) == 1
+    assert demo_builder.main(["build", str(blocker / "cache")]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and err.startswith("demo build failed:")
 

@@ -13,9 +13,9 @@ import pytest
 
 from tests.helpers import clean_environ
 from vlm_tui import cli
-from vlm_tui.core.environment import DISTRIBUTED_LINE, detect, topology_lines
-from vlm_tui.core.settings import Settings
-from vlm_tui.core.topology import resolve_topology
+from vlm_tui.core.host.detection import DISTRIBUTED_LINE, detect, topology_lines
+from vlm_tui.core.host.topology import resolve_topology
+from vlm_tui.core.request.settings import Settings
 from vlm_tui.headless import run_doctor
 
 

@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import clean_environ, free_port, guide_node_env, run_cli
-from vlm_tui.core.cluster import cluster_view
-from vlm_tui.core.launch import LaunchRequest
-from vlm_tui.core.node_telemetry import telemetry_folder
-from vlm_tui.core.run_record import RunPaths, read_json
-from vlm_tui.core.settings import settings_from_values
+from vlm_tui.core.launch.steps import LaunchRequest
+from vlm_tui.core.request.settings import settings_from_values
+from vlm_tui.core.runs.cluster import cluster_view
+from vlm_tui.core.runs.run_record import RunPaths, read_json, telemetry_folder
 
 # One worker runs this module: its tests share one two-node training.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-cluster")]

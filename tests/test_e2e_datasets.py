@@ -19,8 +19,8 @@ import pytest
 
 from tests.helpers import clean_environ, only_run, run_cli
 from tests.tui.test_setup_screen import SIZE, make_app, wait_for
-from vlm_tui.core import demo, launch
-from vlm_tui.core.run_record import RunPaths
+from vlm_tui.core.launch import demo, steps
+from vlm_tui.core.runs.run_record import RunPaths
 from vlm_tui.tui.monitor_screen import MonitorScreen
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.widgets.loss_chart import LossChart
@@ -34,7 +34,7 @@ def _demo_rows(demo_cache: Path, data: Path) -> list[tuple[str, str, str]]:
     """(image name, question, answer) of the demo's first rows, their images copied to data."""
     environ = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
     assets = demo.demo_asset_paths(demo.demo_cache_root(environ))
-    launch.build_demo_assets(assets, environ)
+    steps.build_demo_in_child(assets, environ)
     (data / "images").mkdir(parents=True)
     rows = []
     for line in assets.dataset_path.read_text().splitlines()[:ROWS]:

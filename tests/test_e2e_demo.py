@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.helpers import clean_environ, run_cli
-from vlm_tui.core.schema_check import check_with_axolotl
+from vlm_tui.core.checks.schema_check import check_with_axolotl
 
 # One worker runs this module and test_e2e_distributed.py: they share the `demo_run` training.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo-run")]

@@ -51,7 +51,9 @@ def child_json(args: list[str], timeout: float = 600) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    built = child_json(["vlm_tui.core.demo", "build", str(tmp_path_factory.mktemp("fam-demo"))])
+    built = child_json(
+        ["vlm_tui.training.demo_builder", "build", str(tmp_path_factory.mktemp("fam-demo"))]
+    )
     return Path(built["dataset_path"])
 
 

@@ -22,15 +22,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.helpers import clean_environ
-from vlm_tui.core import failure_hints
-from vlm_tui.core.failure_hints import (
+from vlm_tui.core.output import failure_hints
+from vlm_tui.core.output.failure_hints import (
     FailureHint,
     FailureScanner,
     hint_for_exit_code,
     hint_for_line,
 )
-from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
-from vlm_tui.core.run_state import RunState
+from vlm_tui.core.output.run_state import RunState
+from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
 from vlm_tui.headless import summary_lines
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -960,7 +960,7 @@ def supervise(root: Path, code: str) -> RunPaths:
     write_json_atomic(paths.command, {"argv": [sys.executable, "-c", code], "cwd": str(root)})
     # The supervisor exits with the training's code; the outcome is read from status.json.
     subprocess.run(
-        [sys.executable, "-m", "vlm_tui.core.supervisor", str(root)],
+        [sys.executable, "-m", "vlm_tui.core.supervise.supervisor", str(root)],
         env=clean_environ(),
         stdin=subprocess.DEVNULL,
         capture_output=True,

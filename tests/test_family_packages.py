@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from vlm_tui.cli import main
-from vlm_tui.core import family_packages
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.family_packages import (
+from vlm_tui.core.request import family_packages
+from vlm_tui.core.request.family_packages import (
     install_command,
     needed_packages,
     require_family_packages,

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from vlm_tui.core.launch import GRACEFUL_STOP_PLUGIN
-from vlm_tui.core.run_record import RunPaths, armed_marker
+from vlm_tui.core.runs.run_record import RunPaths, armed_marker
+from vlm_tui.core.training_plugins import GRACEFUL_STOP_PLUGIN
 
 training = pytest.importorskip("vlm_tui.training.graceful_stop", reason="needs the training stack")
 transformers = pytest.importorskip("transformers", reason="needs the training stack")
@@ -80,7 +80,7 @@ def test_without_a_request_the_training_goes_on(tmp_path: Path, keep_sigint: Non
 
 
 def test_the_data_workers_plugin_path_names_it() -> None:
-    from vlm_tui.core.launch import DATA_WORKERS_PLUGIN
+    from vlm_tui.core.training_plugins import DATA_WORKERS_PLUGIN
     from vlm_tui.training import data_workers
 
     assert data_workers.PLUGIN_PATH == DATA_WORKERS_PLUGIN

@@ -22,13 +22,17 @@ import yaml
 
 from tests.helpers import clean_environ, refused, run_cli
 from tests.test_cli_errors import BAD_FLAGS
-from vlm_tui.core.axolotl_config import build_axolotl_config, dump_axolotl_yaml
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.hardware import CPU_ONLY
-from vlm_tui.core.launch import DATA_WORKERS_PLUGIN, GRACEFUL_STOP_PLUGIN, ROLE_BOUNDARIES_PLUGIN
-from vlm_tui.core.settings import FIELDS_BY_NAME, Settings, settings_from_values
-from vlm_tui.core.topology import resolve_topology
-from vlm_tui.core.topology_choice import choice_from_values, environ_for
+from vlm_tui.core.host.hardware import CPU_ONLY
+from vlm_tui.core.host.topology import resolve_topology
+from vlm_tui.core.request.axolotl_config import build_axolotl_config, dump_axolotl_yaml
+from vlm_tui.core.request.settings import FIELDS_BY_NAME, Settings, settings_from_values
+from vlm_tui.core.request.topology_choice import choice_from_values, environ_for
+from vlm_tui.core.training_plugins import (
+    DATA_WORKERS_PLUGIN,
+    GRACEFUL_STOP_PLUGIN,
+    ROLE_BOUNDARIES_PLUGIN,
+)
 from vlm_tui.tui.setup_values import FormStart, field_errors
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vlm_tui"

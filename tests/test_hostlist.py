@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlm_tui.core.hostlist import HostlistError, expand_hostlist
+from vlm_tui.core.host.hostlist import HostlistError, expand_hostlist
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.helpers import clean_environ
-from vlm_tui.core import demo
-from vlm_tui.core.launch import LaunchRequest, plan_run, preview
-from vlm_tui.core.settings import settings_from_values
+from vlm_tui.core.launch import demo
+from vlm_tui.core.launch.steps import LaunchRequest, plan_run, preview
+from vlm_tui.core.request.settings import settings_from_values
 
 
 def _planned_env(tmp_path: Path, base_model: str) -> dict[str, str]:

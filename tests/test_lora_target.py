@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from vlm_tui.core.lora_target import (
+from vlm_tui.core.request.lora_target import (
     LanguageLayers,
     apply_found,
     finish_probe,
     target_is_ours,
 )
-from vlm_tui.core.model_family import model_family
+from vlm_tui.core.request.model_family import model_family
 
 GUESS = model_family("x/llava.invalid").lora_target_modules
 FOUND = LanguageLayers(

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, clean_environ, run_cli, script_run
-from vlm_tui.core import launch
-from vlm_tui.core.command import LaunchPlan
-from vlm_tui.core.run_record import read_json
+from vlm_tui.core.launch import steps
+from vlm_tui.core.launch.command import LaunchPlan
+from vlm_tui.core.runs.run_record import read_json
 
 MASKED_TRAINING = """
 for step in range(1, 5):
@@ -29,7 +29,7 @@ print("{'train_runtime': '0.25', 'train_loss': '0', 'epoch': '1'}", flush=True)
 
 def test_a_run_whose_labels_were_all_masked_is_reported_failed(tmp_path: Path) -> None:
     paths = script_run(tmp_path / "run", textwrap.dedent(MASKED_TRAINING))
-    supervisor = launch.start_supervisor(
+    supervisor = steps.start_supervisor(
         paths, LaunchPlan(argv=(), env=clean_environ(), cwd=str(REPO))
     )
     assert supervisor.wait(timeout=60) == 0
@@ -54,7 +54,7 @@ def test_a_real_training_whose_labels_are_all_masked_is_reported_failed(
     no token is an answer's, so every label is masked."""
     env = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
     built = subprocess.run(
-        [sys.executable, "-m", "vlm_tui.core.demo", "build", str(demo_cache / "demo")],
+        [sys.executable, "-m", "vlm_tui.training.demo_builder", "build", str(demo_cache / "demo")],
         env=env,
         capture_output=True,
         text=True,

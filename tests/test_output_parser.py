@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vlm_tui.core import output_parser
-from vlm_tui.core.output_parser import (
+from vlm_tui.core.output import output_parser
+from vlm_tui.core.output.output_parser import (
     PARSER_ERROR_PREFIX,
     CheckpointSaved,
     EvalMetrics,
@@ -1014,7 +1014,7 @@ def test_the_run_pipeline_never_raises_on_fuzzed_output(
     import itertools
     import json
 
-    from vlm_tui.core.run_state import RunState, metric_record, parser_for_run
+    from vlm_tui.core.output.run_state import RunState, metric_record, parser_for_run
     from vlm_tui.headless import progress_line
 
     data = _fuzz_stream(seed, count, raw)

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from vlm_tui.core import preflight
-from vlm_tui.core.preflight import (
+from vlm_tui.core.checks import preflight
+from vlm_tui.core.checks.preflight import (
     Check,
     check_gpus,
     check_master_address,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.presets import list_presets, load_preset, presets_folder, save_preset
+from vlm_tui.core.request.presets import list_presets, load_preset, presets_folder, save_preset
 
 
 def test_a_preset_round_trips_with_typed_values(tmp_path: Path) -> None:

@@ -16,10 +16,10 @@ import pytest
 
 from tests.helpers import clean_environ, run_cli
 from tests.recorded_runs import record_output
-from vlm_tui.core.checkpoints import newest_checkpoint
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.run_index import find_run, run_folders, summarise, table_lines
-from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.runs.checkpoints import newest_checkpoint
+from vlm_tui.core.runs.run_index import find_run, run_folders, summarise, table_lines
+from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
 from vlm_tui.headless import exit_code_of
 
 OUTPUT = (
@@ -62,7 +62,7 @@ def live_run(
         {"argv": [sys.executable, "-c", child], "cwd": str(runs), "logging_steps": 1},
     )
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "vlm_tui.core.supervisor", str(paths.root)],
+        [sys.executable, "-m", "vlm_tui.core.supervise.supervisor", str(paths.root)],
         env=clean_environ(),
         start_new_session=True,
     )

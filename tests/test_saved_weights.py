@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vlm_tui.core.checkpoints import weights_saved_since
+from vlm_tui.core.runs.checkpoints import weights_saved_since
 
 LAUNCH = 1_800_000_000.0
 

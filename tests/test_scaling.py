@@ -14,9 +14,8 @@ import yaml
 from tests.helpers import run_cli
 from tests.recorded_runs import record_output
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.launch import CPU_PLACEMENT_PLUGIN
-from vlm_tui.core.run_record import RunPaths, write_json_atomic
-from vlm_tui.core.scaling import (
+from vlm_tui.core.runs.run_record import RunPaths, write_json_atomic
+from vlm_tui.core.runs.scaling import (
     GUIDE_EFFICIENCY,
     SPARK_LEVELS,
     compare,
@@ -28,6 +27,7 @@ from vlm_tui.core.scaling import (
     select_and_compare,
     table_lines,
 )
+from vlm_tui.core.training_plugins import CPU_PLACEMENT_PLUGIN
 
 # A demo-like config; the model and data paths are only written down, never read.
 CONFIG = {

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from vlm_tui.core.secrets import REDACTED, is_secret_name, redact_environment
+from vlm_tui.core.launch.secrets import REDACTED, is_secret_name, redact_environment
 
 
 def test_named_and_pattern_secrets_are_redacted() -> None:

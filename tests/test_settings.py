@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.settings import Settings, settings_from_values, validate_field
+from vlm_tui.core.request.settings import Settings, settings_from_values, validate_field
 
 
 @pytest.mark.parametrize(

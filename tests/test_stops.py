@@ -30,11 +30,11 @@ import psutil
 import pytest
 
 from tests.helpers import REPO, clean_environ, script_run, start_cli
-from vlm_tui.core import launch, start
-from vlm_tui.core.checkpoints import newest_checkpoint
-from vlm_tui.core.command import LaunchPlan
-from vlm_tui.core.run_record import STOP_REQUEST_VARIABLE, RunPaths, read_json
-from vlm_tui.core.settings import settings_from_values
+from vlm_tui.core.launch import pre_launch, steps
+from vlm_tui.core.launch.command import LaunchPlan
+from vlm_tui.core.request.settings import settings_from_values
+from vlm_tui.core.runs.checkpoints import newest_checkpoint
+from vlm_tui.core.runs.run_record import STOP_REQUEST_VARIABLE, RunPaths, read_json
 
 ROUNDS = int(os.environ.get("VLM_TUI_STOP_ROUNDS", "1"))
 # 64 rows x 200 epochs / batch 4 = 3,200 steps: every stop lands in the middle of training.
@@ -153,13 +153,13 @@ def start_long_demo(
     settings = settings_from_values(
         {"num_epochs": epochs, "save_strategy": "no"}, require_data=False
     )
-    plan = launch.plan_run(launch.LaunchRequest(settings=settings, demo=True), environ, workdir)
+    plan = steps.plan_run(steps.LaunchRequest(settings=settings, demo=True), environ, workdir)
     assert plan.topology.world_size == processes, plan.topology
     plan.config["plugins"] = [*(plan.config.get("plugins") or []), *extra_plugins]
     # The schema check has its own tests; the demo assets and the pre-flight run as in the TUI.
-    data = start.prepare(plan, environ, workdir, lambda _text: None, skip_check=True)
-    paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=False, data=data)
-    return paths, launch.start_supervisor(paths, launch_plan)
+    data = pre_launch.prepare(plan, environ, workdir, lambda _text: None, skip_check=True)
+    paths, launch_plan = steps.record_run(plan, environ, workdir, dry_run=False, data=data)
+    return paths, steps.start_supervisor(paths, launch_plan)
 
 
 @dataclass
@@ -341,7 +341,7 @@ def start_fake_supervisor(
 ) -> subprocess.Popen[bytes]:
     """The supervisor as `start_supervisor` runs it, with shorter waits."""
     code = (
-        "import sys\nfrom vlm_tui.core import supervisor\n"
+        "import sys\nfrom vlm_tui.core.supervise import supervisor\n"
         f"supervisor.FORCE_GRACE_SECONDS = {force_grace_s!r}\n"
         f"supervisor.SAVED_EXIT_SECONDS = {saved_exit_s!r}\n"
         "raise SystemExit(supervisor.main(sys.argv[1:]))"
@@ -481,7 +481,7 @@ def test_a_graceful_stop_that_is_not_taken_is_signalled_again_then_said(tmp_path
     paths = deaf_run(tmp_path / "run", step_s=0.2)
     # The real supervisor command, so that `attach` below knows it for one.
     environ = clean_environ({STOP_REQUEST_VARIABLE: str(paths.stop_request)})
-    supervisor = launch.start_supervisor(paths, LaunchPlan(argv=(), env=environ, cwd=str(REPO)))
+    supervisor = steps.start_supervisor(paths, LaunchPlan(argv=(), env=environ, cwd=str(REPO)))
     watcher: subprocess.Popen[str] | None = None
     try:
 

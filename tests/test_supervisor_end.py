@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import clean_environ
-from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
 
-# The supervisor as `python -m vlm_tui.core.supervisor RUN` runs it, with a bug planted in a
-# step only the end takes (the last heartbeat).
+# The supervisor as `python -m vlm_tui.core.supervise.supervisor RUN` runs it, with a bug
+# planted in a step only the end takes (the last heartbeat).
 BROKEN_END = """
 import sys
-from vlm_tui.core import supervisor
+from vlm_tui.core.supervise import supervisor
 
 def broken(self, final_state, timeout_s=5.0):
     raise RuntimeError("planted")

@@ -11,8 +11,8 @@ import psutil
 import pytest
 
 from tests.helpers import clean_environ
-from vlm_tui.core.run_record import RunPaths, read_json, write_json_atomic
-from vlm_tui.core.supervisor import AUTOGROUP, PARSE_NICENESS
+from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.supervise.supervisor import AUTOGROUP, PARSE_NICENESS
 
 
 def _autogroup_nice(pid: int) -> int:
@@ -26,7 +26,7 @@ def test_the_supervisor_runs_below_the_training_in_process_and_session(tmp_path:
     child = "import time; print('started', flush=True); time.sleep(30)"
     write_json_atomic(paths.command, {"argv": [sys.executable, "-c", child], "cwd": str(tmp_path)})
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "vlm_tui.core.supervisor", str(paths.root)],
+        [sys.executable, "-m", "vlm_tui.core.supervise.supervisor", str(paths.root)],
         env=clean_environ(),
         start_new_session=True,
     )

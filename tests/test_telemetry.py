@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from vlm_tui.core import telemetry as telemetry_module
-from vlm_tui.core.telemetry import Telemetry
+from vlm_tui.core.host import telemetry as telemetry_module
+from vlm_tui.core.host.telemetry import Telemetry
 
 GIB = 1024**3
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import clean_environ, only_run, run_cli
-from vlm_tui.core import demo, launch
-from vlm_tui.core.token_lengths import TokenLengths, suggested_sequence_len
+from vlm_tui.core.data.token_lengths import TokenLengths, suggested_sequence_len
+from vlm_tui.core.launch import demo, steps
 
 
 def test_the_distribution_line_says_what_was_counted() -> None:
@@ -87,7 +87,7 @@ def test_check_data_counts_tokens_with_a_model_and_finds_an_image_cut_short(
 ) -> None:
     environ = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)})
     assets = demo.demo_asset_paths(demo.demo_cache_root(environ))
-    launch.build_demo_assets(assets, environ)
+    steps.build_demo_in_child(assets, environ)
     rows = assets.dataset_path.read_text().splitlines()[:4]
     # Row 3's image has a PNG header and nothing after it: only a decode finds that.
     (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 8)

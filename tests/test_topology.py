@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vlm_tui.core.command import distributed_environment, mixed_precision_for, training_argv
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.topology import (
+from vlm_tui.core.host.topology import (
     INSIDE_LAUNCHER,
     MULTI_NODE,
     ONE_NODE,
@@ -20,6 +19,7 @@ from vlm_tui.core.topology import (
     resolve_topology,
     tasks_per_node,
 )
+from vlm_tui.core.launch.command import distributed_environment, mixed_precision_for, training_argv
 
 FREE_PORT = 55555  # stands in for the port picked at launch when none is named
 SINGLE_CMD = "python -m axolotl.cli.train CFG"

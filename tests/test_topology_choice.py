@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.topology import MULTI_NODE, ONE_NODE, SINGLE, resolve_topology
-from vlm_tui.core.topology_choice import (
+from vlm_tui.core.host.topology import MULTI_NODE, ONE_NODE, SINGLE, resolve_topology
+from vlm_tui.core.request.topology_choice import (
     TopologyChoice,
     choice_from_values,
     environ_for,

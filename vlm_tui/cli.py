@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from vlm_tui import __version__
 from vlm_tui.core.errors import SetupError, UserError
-from vlm_tui.core.settings import (
+from vlm_tui.core.request.settings import (
     FIELDS,
     FIELDS_BY_NAME,
     Settings,
@@ -271,8 +271,8 @@ def _doctor(options: argparse.Namespace) -> int:
 def _check_data(options: argparse.Namespace) -> int:
     import tempfile
 
-    from vlm_tui.core.dataset_check import check_dataset, shown_rows
-    from vlm_tui.core.dataset_rows import DatasetError
+    from vlm_tui.core.data.dataset_check import check_dataset, shown_rows
+    from vlm_tui.core.data.dataset_rows import DatasetError
 
     source = Path(options.dataset).expanduser()
     with tempfile.TemporaryDirectory(prefix="vlm-tui-check-data-") as scratch:
@@ -297,7 +297,7 @@ def _check_data(options: argparse.Namespace) -> int:
 
 def _count_tokens(base_model: str, rows: Path, sequence_len: int, where: list[str]) -> None:
     """check-data --base_model: the good rows' tokens, counted as a launch counts them."""
-    from vlm_tui.core.token_lengths import finish_count, start_count
+    from vlm_tui.core.data.token_lengths import finish_count, start_count
 
     counted = finish_count(start_count(base_model, rows, os.environ))
     if isinstance(counted, str):
@@ -316,8 +316,8 @@ def _count_tokens(base_model: str, rows: Path, sequence_len: int, where: list[st
 
 def _run_command(command: str, options: argparse.Namespace) -> int:
     from vlm_tui import headless
-    from vlm_tui.core.run_index import find_run, run_folders, summarise, table_lines
-    from vlm_tui.core.run_record import RUNS_FOLDER
+    from vlm_tui.core.runs.run_index import find_run, run_folders, summarise, table_lines
+    from vlm_tui.core.runs.run_record import RUNS_FOLDER
 
     runs_root = Path.cwd() / RUNS_FOLDER
     if command == "runs" and (options.compare or options.names):
@@ -341,7 +341,7 @@ def _run_command(command: str, options: argparse.Namespace) -> int:
 
 
 def _compare_runs(runs_root: Path, options: argparse.Namespace) -> int:
-    from vlm_tui.core.scaling import report_lines, select_and_compare
+    from vlm_tui.core.runs.scaling import report_lines, select_and_compare
 
     if not options.compare:
         raise UserError("run", "naming runs needs --compare; `vlm-tui runs` lists them all")
@@ -350,8 +350,8 @@ def _compare_runs(runs_root: Path, options: argparse.Namespace) -> int:
 
 
 def _run(options: argparse.Namespace) -> int:
-    from vlm_tui.core.axolotl_config import load_axolotl_yaml
-    from vlm_tui.core.launch import LaunchRequest
+    from vlm_tui.core.launch.steps import LaunchRequest
+    from vlm_tui.core.request.axolotl_config import load_axolotl_yaml
 
     settings = settings_from_values(_given(options), require_data=False)
     loaded = None
@@ -416,7 +416,7 @@ def _tui(options: argparse.Namespace, request: Any, attach_to: Any = None) -> in
 
     workdir = Path.cwd()
     if request is None:
-        from vlm_tui.core.launch import LaunchRequest
+        from vlm_tui.core.launch.steps import LaunchRequest
 
         request = LaunchRequest(settings=settings_from_values({}, require_data=False))
     app = VlmTuiApp(

@@ -14,16 +14,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from vlm_tui.core import doctor, launch, start
-from vlm_tui.core.axolotl_config import OUTPUTS_FOLDER, output_dir_for
-from vlm_tui.core.environment import command_line, detect, topology_lines
-from vlm_tui.core.hardware import probe_hardware
-from vlm_tui.core.output_parser import LogLine
-from vlm_tui.core.run_record import RunPaths, read_json, runtime_s
-from vlm_tui.core.run_state import RunState, clock
-from vlm_tui.core.settings import Settings
-from vlm_tui.core.supervisor_handle import RecordedSupervisor, Supervisor
-from vlm_tui.core.topology import resolve_topology
+from vlm_tui.core.checks import doctor
+from vlm_tui.core.host.detection import command_line, detect, topology_lines
+from vlm_tui.core.host.hardware import probe_hardware
+from vlm_tui.core.host.topology import resolve_topology
+from vlm_tui.core.launch import pre_launch, steps
+from vlm_tui.core.output.output_parser import LogLine
+from vlm_tui.core.output.run_state import RunState, clock
+from vlm_tui.core.request.axolotl_config import OUTPUTS_FOLDER, output_dir_for
+from vlm_tui.core.request.settings import Settings
+from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
+from vlm_tui.core.runs.run_record import RunPaths, read_json, runtime_s
 
 POLL_SECONDS = 0.1
 INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl+C
@@ -94,7 +95,7 @@ def exit_code_of(status: Mapping[str, object]) -> int:
 class Stopper:
     """Ctrl+C asks the run to stop gracefully; a second Ctrl+C forces it."""
 
-    def __init__(self, supervisor: Supervisor, out: TextIO) -> None:
+    def __init__(self, supervisor: SupervisorHandle, out: TextIO) -> None:
         self.supervisor = supervisor
         self.out = out
         self.requests = 0
@@ -118,13 +119,13 @@ def detach_lines(paths: RunPaths) -> list[str]:
 
 def follow(
     paths: RunPaths,
-    supervisor: Supervisor,
+    supervisor: SupervisorHandle,
     out: TextIO,
     *,
     detach_on_interrupt: bool = False,
 ) -> tuple[RunState, dict[str, object], bool]:
     """Print the run's output until it ends; Ctrl+C stops it, or detaches (True is returned)."""
-    from vlm_tui.core.follow import RunFollower  # the parser: not needed by a dry run
+    from vlm_tui.core.runs.follow import RunFollower  # the parser: not needed by a dry run
 
     follower = RunFollower(paths)
     stopper = Stopper(supervisor, out)
@@ -200,7 +201,7 @@ def run_doctor(
 
 
 def run(
-    request: launch.LaunchRequest,
+    request: steps.LaunchRequest,
     environ: Mapping[str, str],
     workdir: Path,
     *,
@@ -211,7 +212,7 @@ def run(
 ) -> int:
     """The whole headless job; UserError and SetupError propagate to the CLI as one line."""
     out = out or sys.stdout
-    plan = launch.plan_run(request, environ, workdir)
+    plan = steps.plan_run(request, environ, workdir)
     if plan.hardware.note:
         print(f"{PREFIX} {plan.hardware.note}", file=out)
     for note in plan.topology.notes:
@@ -222,10 +223,10 @@ def run(
 
     # A dry run checks the datasets too; a launch checks everything first.
     if dry_run:
-        data = launch.prepare_data(plan, workdir, report)
+        data = steps.prepare_data(plan, workdir, report)
     else:
-        data = start.prepare(plan, environ, workdir, report, skip_check=skip_check)
-    paths, launch_plan = launch.record_run(plan, environ, workdir, dry_run=dry_run, data=data)
+        data = pre_launch.prepare(plan, environ, workdir, report, skip_check=skip_check)
+    paths, launch_plan = steps.record_run(plan, environ, workdir, dry_run=dry_run, data=data)
     for line in topology_lines(plan.topology, plan.detection, launch_plan.port):
         print(line, file=out)
     print("", file=out)
@@ -234,7 +235,7 @@ def run(
     if dry_run:
         print(f"{PREFIX} dry run: config written to {paths.config}; nothing launched", file=out)
         return 0
-    supervisor = launch.start_supervisor(paths, launch_plan)
+    supervisor = steps.start_supervisor(paths, launch_plan)
     if detach:
         print(
             f"{PREFIX} Ctrl+C leaves the run going; vlm-tui stop {paths.run_id} stops it", file=out
@@ -243,7 +244,7 @@ def run(
 
 
 def _follow_to_end(
-    paths: RunPaths, supervisor: Supervisor, out: TextIO, *, detach_on_interrupt: bool
+    paths: RunPaths, supervisor: SupervisorHandle, out: TextIO, *, detach_on_interrupt: bool
 ) -> int:
     state, status, detached = follow(
         paths, supervisor, out, detach_on_interrupt=detach_on_interrupt
@@ -267,8 +268,8 @@ def attach(paths: RunPaths, out: TextIO | None = None) -> int:
 
 def status(paths: RunPaths, out: TextIO | None = None) -> int:
     """`vlm-tui status RUN`: the run's state line, then its cluster table (one row a node)."""
-    from vlm_tui.core.cluster import cluster_view, table_lines
-    from vlm_tui.core.run_index import summarise
+    from vlm_tui.core.runs.cluster import cluster_view, table_lines
+    from vlm_tui.core.runs.run_index import summarise
 
     out = out or sys.stdout
     summary = summarise(paths)

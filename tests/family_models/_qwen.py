@@ -61,7 +61,7 @@ def text_config(tok: Any, mrope_section: list[int], **extra: Any) -> dict[str, A
         "num_attention_heads": TEXT_HIDDEN // HEAD_DIM,
         "num_key_value_heads": 2,
         "max_position_embeddings": 1024,
-        "initializer_range": 0.2,  # see vlm_tui.core.demo: lets LoRA make the loss fall fast
+        "initializer_range": 0.2,  # as the demo's builder: lets LoRA make the loss fall fast
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": 10000.0,

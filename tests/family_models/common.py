@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 SEED = 1234
-# The demo's prompt and captions (see vlm_tui.core.demo): what the tokenizer must cover.
+# The demo's prompt and captions (see vlm_tui.core.launch.demo): what the tokenizer must cover.
 PROMPT = "What is this?"
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "cyan")
 SHAPES = ("circle", "square", "triangle")

@@ -86,7 +86,7 @@ def build(folder: Path) -> None:
             num_experts_per_tok=1,
             moe_layers=[1],
             max_position_embeddings=1024,
-            initializer_range=0.2,  # see vlm_tui.core.demo: lets LoRA move the loss fast
+            initializer_range=0.2,  # as the demo's builder: lets LoRA move the loss fast
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,

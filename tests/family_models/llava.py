@@ -9,7 +9,7 @@ from tests.family_models.common import corpus
 
 
 def build(folder: Path) -> None:
-    from vlm_tui.core.demo import _write_model
+    from vlm_tui.training.demo_builder import _write_model
 
     _write_model(folder, corpus())
 

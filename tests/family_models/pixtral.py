@@ -88,7 +88,7 @@ def text_config(tokenizer: Any) -> Any:
         head_dim=16,
         max_position_embeddings=1024,
         sliding_window=None,
-        initializer_range=0.2,  # see vlm_tui.core.demo: lets LoRA make the loss fall fast
+        initializer_range=0.2,  # as the demo's builder: lets LoRA make the loss fall fast
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

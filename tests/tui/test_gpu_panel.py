@@ -9,7 +9,7 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
 from tests.test_telemetry import FakeNVML
-from vlm_tui.core.telemetry import GpuSample, HostSample, Telemetry, TelemetrySample
+from vlm_tui.core.host.telemetry import GpuSample, HostSample, Telemetry, TelemetrySample
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel, gpu_panel_lines
 
 HOST = HostSample(cpu_pct=34.0, ram_used_mib=12.3 * 1024, ram_total_mib=125.8 * 1024)

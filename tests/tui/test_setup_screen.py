@@ -10,9 +10,9 @@ import yaml
 from textual.widgets import Input, Select, Static
 
 from tests.helpers import clean_environ
-from vlm_tui.core import launch
-from vlm_tui.core.environment import command_line
-from vlm_tui.core.settings import settings_from_values
+from vlm_tui.core.host.detection import command_line
+from vlm_tui.core.launch import steps
+from vlm_tui.core.request.settings import settings_from_values
 from vlm_tui.theme_files import DEFAULT_THEME
 from vlm_tui.tui.app import VlmTuiApp
 from vlm_tui.tui.setup_screen import SetupScreen
@@ -25,7 +25,7 @@ def make_app(
     workdir: Path, environ: dict[str, str], *, demo: bool = True, **flags: object
 ) -> VlmTuiApp:
     settings = settings_from_values(flags, require_data=False)
-    request = launch.LaunchRequest(settings=settings, demo=demo)
+    request = steps.LaunchRequest(settings=settings, demo=demo)
     return VlmTuiApp(start_for(request, environ, workdir), environ, workdir, theme=DEFAULT_THEME)
 
 
@@ -108,8 +108,8 @@ def test_the_preview_is_the_core_command_for_the_same_values(tmp_path: Path) -> 
             )
             assert screen.last_preview is not None
             form = screen.form_request()
-            plan = launch.plan_run(form.request, form.environ, tmp_path)
-            expected = command_line(launch.preview(plan, form.environ, tmp_path).shown())
+            plan = steps.plan_run(form.request, form.environ, tmp_path)
+            expected = command_line(steps.preview(plan, form.environ, tmp_path).shown())
             assert screen.last_preview.command == expected
             assert text_of(app, "#command-preview") == expected
             assert "-m axolotl.cli.train" in expected

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.helpers import clean_environ
-from vlm_tui.core import launch
-from vlm_tui.core.axolotl_config import settings_values_from_config
-from vlm_tui.core.settings import Settings, settings_from_values
+from vlm_tui.core.launch import steps
+from vlm_tui.core.request.axolotl_config import settings_values_from_config
+from vlm_tui.core.request.settings import Settings, settings_from_values
 from vlm_tui.tui.setup_values import (
     FormStart,
     build_request,
@@ -31,7 +31,7 @@ def test_only_edited_fields_become_explicit(tmp_path: Path) -> None:
 
 def test_demo_paths_are_not_checked_before_they_are_built(tmp_path: Path) -> None:
     environ = clean_environ({"VLM_TUI_CACHE_DIR": str(tmp_path / "cache")})
-    start = start_for(launch.LaunchRequest(settings=Settings(), demo=True), environ, tmp_path)
+    start = start_for(steps.LaunchRequest(settings=Settings(), demo=True), environ, tmp_path)
     assert start.built_at_launch == {"base_model", "dataset_name"}
     assert field_errors(start, start.texts()) == {}
     texts = {**start.texts(), "dataset_name": str(tmp_path / "missing.jsonl")}
@@ -40,7 +40,7 @@ def test_demo_paths_are_not_checked_before_they_are_built(tmp_path: Path) -> Non
 
 def test_flags_prefill_the_form(tmp_path: Path) -> None:
     settings = settings_from_values({"batch_size": "8", "full_finetune": True}, require_data=False)
-    start = start_for(launch.LaunchRequest(settings=settings), clean_environ(), tmp_path)
+    start = start_for(steps.LaunchRequest(settings=settings), clean_environ(), tmp_path)
     assert start.texts()["batch_size"] == "8"
     assert start.texts()["full_finetune"] is True
 

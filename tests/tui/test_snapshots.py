@@ -25,11 +25,11 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from tests.recorded_runs import record_output
-from vlm_tui.core import command, launch
-from vlm_tui.core.hardware import Hardware
-from vlm_tui.core.run_record import RunPaths
-from vlm_tui.core.settings import settings_from_values
-from vlm_tui.core.telemetry import GpuSample, HostSample, Telemetry, TelemetrySample
+from vlm_tui.core.host.hardware import Hardware
+from vlm_tui.core.host.telemetry import GpuSample, HostSample, Telemetry, TelemetrySample
+from vlm_tui.core.launch import command, steps
+from vlm_tui.core.request.settings import settings_from_values
+from vlm_tui.core.runs.run_record import RunPaths
 from vlm_tui.theme_files import load_theme_specs
 from vlm_tui.tui.app import VlmTuiApp
 from vlm_tui.tui.monitor_screen import MonitorScreen
@@ -72,12 +72,12 @@ def fixed_environ() -> dict[str, str]:
 def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
     # Textual drops colours when NO_COLOR is set, which a CI runner may do.
     monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.setattr(launch, "probe_hardware", lambda environ: Hardware(note=HARDWARE_NOTE))
+    monkeypatch.setattr(steps, "probe_hardware", lambda environ: Hardware(note=HARDWARE_NOTE))
     monkeypatch.setattr(
-        launch, "training_argv", functools.partial(command.training_argv, python=PYTHON)
+        steps, "training_argv", functools.partial(command.training_argv, python=PYTHON)
     )
     monkeypatch.setattr(
-        launch, "accelerate_launcher", functools.partial(command.accelerate_launcher, PYTHON)
+        steps, "accelerate_launcher", functools.partial(command.accelerate_launcher, PYTHON)
     )
 
 
@@ -110,7 +110,7 @@ class FixedTelemetry(Telemetry):
 
 def make_app(theme: str) -> VlmTuiApp:
     environ = fixed_environ()
-    request = launch.LaunchRequest(settings=settings_from_values({}, require_data=False), demo=True)
+    request = steps.LaunchRequest(settings=settings_from_values({}, require_data=False), demo=True)
     return VlmTuiApp(start_for(request, environ, WORKDIR), environ, WORKDIR, theme=theme)
 
 

@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Any
 
-from vlm_tui.core.model_family import LAYER_LINEAR, layers_regex
+from vlm_tui.core.request.model_family import LAYER_LINEAR, layers_regex
 
 
 def _skeleton(model: str) -> Any:

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label
 
-from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json
+from vlm_tui.core.runs.run_record import TERMINAL_STATES, RunPaths, read_json
 from vlm_tui.theme_files import THEMES_DIR
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.setup_values import FormStart

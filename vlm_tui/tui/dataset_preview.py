@@ -18,14 +18,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from vlm_tui.core.dataset_check import (
+from vlm_tui.core.data.dataset_check import (
     DataReport,
     PreviewRow,
     check_dataset,
     preview_rows,
     shown_path,
 )
-from vlm_tui.core.dataset_rows import DatasetError
+from vlm_tui.core.data.dataset_rows import DatasetError
 
 # Rows the viewer holds: enough to page through, bounded for a dataset of millions.
 VIEWED_ROWS = 1000

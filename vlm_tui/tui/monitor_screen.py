@@ -30,17 +30,17 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from vlm_tui.core import launch, start
-from vlm_tui.core.axolotl_config import CHECKPOINT_TRIGGER_FILE
-from vlm_tui.core.command import LaunchPlan
-from vlm_tui.core.environment import command_line, topology_lines
 from vlm_tui.core.errors import SetupError, UserError
-from vlm_tui.core.follow import RecordFollower
-from vlm_tui.core.output_parser import Progress
-from vlm_tui.core.run_record import TERMINAL_STATES, RunPaths, read_json
-from vlm_tui.core.run_state import EVAL_LOSS_KEY, TOKENS_PER_SECOND_KEY, clock
-from vlm_tui.core.supervisor_handle import RecordedSupervisor, Supervisor
-from vlm_tui.core.telemetry import Telemetry
+from vlm_tui.core.host.detection import command_line, topology_lines
+from vlm_tui.core.host.telemetry import Telemetry
+from vlm_tui.core.launch import pre_launch, steps
+from vlm_tui.core.launch.command import LaunchPlan
+from vlm_tui.core.output.output_parser import Progress
+from vlm_tui.core.output.run_state import EVAL_LOSS_KEY, TOKENS_PER_SECOND_KEY, clock
+from vlm_tui.core.request.axolotl_config import CHECKPOINT_TRIGGER_FILE
+from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
+from vlm_tui.core.runs.follow import RecordFollower
+from vlm_tui.core.runs.run_record import TERMINAL_STATES, RunPaths, read_json
 from vlm_tui.tui.setup_values import error_text
 from vlm_tui.tui.widgets.cluster_table import ClusterTable
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel
@@ -238,7 +238,7 @@ class MonitorScreen(Screen[None]):
 
     def __init__(
         self,
-        plan: launch.RunPlan | None,
+        plan: steps.RunPlan | None,
         environ: Mapping[str, str],
         workdir: Path,
         skip_check: bool = False,
@@ -260,7 +260,7 @@ class MonitorScreen(Screen[None]):
         per_step *= int(config.get("gradient_accumulation_steps") or 1) * world
         self.view = RunView(samples_per_step=per_step, world_size=world)
         self.paths: RunPaths | None = run_folder
-        self.supervisor: Supervisor | None = None
+        self.supervisor: SupervisorHandle | None = None
         if run_folder is not None:
             recorded = read_json(run_folder.status) or {}
             if recorded.get("state") not in TERMINAL_STATES:
@@ -323,13 +323,13 @@ class MonitorScreen(Screen[None]):
 
         data = None
         try:
-            data = start.prepare(
+            data = pre_launch.prepare(
                 self.plan, self.environ, self.workdir, report, skip_check=self.skip_check
             )
             if worker.is_cancelled:
                 data.discard()
                 return
-            paths, launch_plan = launch.record_run(
+            paths, launch_plan = steps.record_run(
                 self.plan, self.environ, self.workdir, dry_run=False, data=data
             )
         except (UserError, SetupError) as error:
@@ -339,11 +339,11 @@ class MonitorScreen(Screen[None]):
                 self._refuse, error_text(error) if isinstance(error, UserError) else str(error)
             )
             return
-        supervisor = launch.start_supervisor(paths, launch_plan)
+        supervisor = steps.start_supervisor(paths, launch_plan)
         self._hand(self._started, paths, launch_plan, supervisor)
         self._follow(paths, supervisor)
 
-    def _follow(self, paths: RunPaths, supervisor: Supervisor | None) -> None:
+    def _follow(self, paths: RunPaths, supervisor: SupervisorHandle | None) -> None:
         worker = get_current_worker()
         follower = RecordFollower(paths)
         figures = _Figures()
@@ -484,7 +484,7 @@ class MonitorScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="resume", exit_on_error=False)
     def _plan_resume(self, paths: RunPaths) -> None:
         try:
-            plan = launch.plan_run(launch.resume_request(paths), self.environ, self.workdir)
+            plan = steps.plan_run(steps.resume_request(paths), self.environ, self.workdir)
         except UserError as error:
             self._hand(self._resume_refused, error.message)
             return
@@ -496,7 +496,7 @@ class MonitorScreen(Screen[None]):
     def _resume_refused(self, text: str) -> None:
         self.notify(f"cannot resume: {text}", severity="error")
 
-    def _resume(self, plan: launch.RunPlan) -> None:
+    def _resume(self, plan: steps.RunPlan) -> None:
         self._add_lines([f"{PREFIX} resuming from step {plan.start_step} in a new run"])
         self.app.switch_screen(
             MonitorScreen(

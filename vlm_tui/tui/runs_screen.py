@@ -1,6 +1,6 @@
 """The run history screen: every finished run's throughput, speed-up and loss curve.
 
-The same comparison as `vlm-tui runs --compare` (vlm_tui/core/scaling.py): a table of the runs,
+The same comparison as `vlm-tui runs --compare` (vlm_tui/core/runs/scaling.py): a table of the runs,
 their loss curves side by side on one scale, and for the highlighted run its own chart next to
 its 1-process baseline's. The run folders are read in a thread worker, never on the UI thread.
 """
@@ -18,8 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from vlm_tui.core.run_record import RUNS_FOLDER
-from vlm_tui.core.scaling import (
+from vlm_tui.core.runs.run_record import RUNS_FOLDER
+from vlm_tui.core.runs.scaling import (
     COLUMNS,
     NOTE_LINES,
     ComparedRun,

@@ -31,17 +31,18 @@ from textual.widgets import (
     TabPane,
 )
 
-from vlm_tui.core import launch, presets
-from vlm_tui.core.axolotl_config import (
+from vlm_tui.core.errors import SetupError, UserError
+from vlm_tui.core.host.detection import command_line, topology_lines
+from vlm_tui.core.host.topology import Topology
+from vlm_tui.core.launch import steps
+from vlm_tui.core.request import presets
+from vlm_tui.core.request.axolotl_config import (
     dump_axolotl_yaml,
     load_axolotl_yaml,
     settings_values_from_config,
 )
-from vlm_tui.core.environment import command_line, topology_lines
-from vlm_tui.core.errors import SetupError, UserError
-from vlm_tui.core.settings import FIELDS, Settings, config_file, settings_as_dict
-from vlm_tui.core.topology import Topology
-from vlm_tui.core.topology_choice import AUTO, CHOICE_LABELS, CHOICES, SEVERAL_NODES
+from vlm_tui.core.request.settings import FIELDS, Settings, config_file, settings_as_dict
+from vlm_tui.core.request.topology_choice import AUTO, CHOICE_LABELS, CHOICES, SEVERAL_NODES
 from vlm_tui.tui.setup_values import (
     TOPOLOGY_FIELDS,
     FormRequest,
@@ -281,8 +282,8 @@ class SetupScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="preview")
     def _compute_preview(self, form: FormRequest) -> None:
         try:
-            plan = launch.plan_run(form.request, form.environ, self.workdir)
-            shown = launch.preview(plan, form.environ, self.workdir).shown()
+            plan = steps.plan_run(form.request, form.environ, self.workdir)
+            shown = steps.preview(plan, form.environ, self.workdir).shown()
         except (UserError, SetupError) as error:
             text = error_text(error) if isinstance(error, UserError) else str(error)
             self.app.call_from_thread(self._show_plan_error, text)
@@ -346,7 +347,7 @@ class SetupScreen(Screen[None]):
             return
         try:
             form = self.form_request()
-            plan = launch.plan_run(form.request, form.environ, self.workdir)
+            plan = steps.plan_run(form.request, form.environ, self.workdir)
         except UserError as error:
             self._show_status(error_text(error), error=True)
             self.app.bell()
@@ -361,7 +362,7 @@ class SetupScreen(Screen[None]):
 
     def action_preview_data(self) -> None:
         """The dataset field's rows, problems and images (a local dataset only)."""
-        from vlm_tui.core.settings import validate_field
+        from vlm_tui.core.request.settings import validate_field
 
         text = self.form_texts().get("dataset_name", "")
         try:
@@ -467,7 +468,7 @@ def _preset_values(start: FormStart, settings: Settings) -> dict[str, object]:
     }
 
 
-def _environment_lines(topology: Topology, plan: launch.RunPlan, form: FormRequest) -> list[str]:
+def _environment_lines(topology: Topology, plan: steps.RunPlan, form: FormRequest) -> list[str]:
     lines = topology_lines(topology, plan.detection, topology.master_port)
     if form.choice.kind != AUTO:
         lines.append(f"  (set in the form: {CHOICE_LABELS[form.choice.kind]})")

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlm_tui.core import demo, launch
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.settings import (
+from vlm_tui.core.launch import demo, steps
+from vlm_tui.core.request.settings import (
     FIELDS,
     Settings,
     check_consistency,
@@ -22,7 +22,7 @@ from vlm_tui.core.settings import (
     settings_from_values,
     validate_field,
 )
-from vlm_tui.core.topology_choice import TopologyChoice, choice_from_values, environ_for
+from vlm_tui.core.request.topology_choice import TopologyChoice, choice_from_values, environ_for
 
 TOPOLOGY_FIELDS = ("topology", "nodes", "node_rank", "master_addr", "master_port")
 FIELD_NAMES = frozenset(spec.name for spec in FIELDS) | {"config", *TOPOLOGY_FIELDS}
@@ -56,15 +56,13 @@ class FormStart:
         }
 
 
-def start_for(
-    request: launch.LaunchRequest, environ: Mapping[str, str], workdir: Path
-) -> FormStart:
+def start_for(request: steps.LaunchRequest, environ: Mapping[str, str], workdir: Path) -> FormStart:
     """The form's first values for a request from the command line."""
     settings = request.settings
     built: frozenset[str] = frozenset()
     if request.demo:
         assets = demo.demo_asset_paths(demo.demo_cache_root(environ))
-        settings = launch.demo_settings(settings, assets, workdir)
+        settings = steps.demo_settings(settings, assets, workdir)
         if not demo.demo_assets_ready(assets):
             built = frozenset({"base_model", "dataset_name"}) - settings.explicit
     return FormStart(
@@ -104,7 +102,7 @@ def edited(start: FormStart, texts: Mapping[str, object]) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class FormRequest:
-    request: launch.LaunchRequest
+    request: steps.LaunchRequest
     environ: dict[str, str]
     choice: TopologyChoice
 
@@ -123,7 +121,7 @@ def build_request(
         check_consistency(settings)
     choice = choice_from_values(topology_texts)
     per_node = settings.gpus_per_node or max(gpu_count, 1)
-    request = launch.LaunchRequest(
+    request = steps.LaunchRequest(
         settings=settings,
         loaded_config=start.loaded_config,
         demo=start.demo,

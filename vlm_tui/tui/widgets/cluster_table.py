@@ -1,6 +1,6 @@
 """The cluster table: one line per node of the run (a single line for a one-node run).
 
-The rows come from `vlm_tui.core.cluster`, which reads the heartbeats the nodes' supervisors
+The rows come from `vlm_tui.core.runs.cluster`, which reads the heartbeats the nodes' supervisors
 write into the run folder. Reading files on shared storage can stall, so a thread worker reads
 them twice a second and hands the view back through `App.call_from_thread`; the widget
 repaints only when the text changed. Its `HeartbeatTracker` judges a node lost by this
@@ -13,14 +13,14 @@ from textual.content import Content
 from textual.widgets import Static
 from textual.worker import Worker, get_current_worker
 
-from vlm_tui.core.cluster import (
+from vlm_tui.core.runs.cluster import (
     LOST,
     ClusterView,
     HeartbeatTracker,
     cluster_view,
     table_lines,
 )
-from vlm_tui.core.run_record import RunPaths
+from vlm_tui.core.runs.run_record import RunPaths
 
 # Twice a heartbeat: a node that stops is shown lost at most half a beat after the reader
 # judges it so (a few small files a read; the GPU readings themselves are the supervisor's).

@@ -1,6 +1,6 @@
 """A panel with one row per GPU and one for the host, refreshed about once a second.
 
-The readings come from `vlm_tui.core.telemetry`. NVML calls can block on the driver's lock, so
+The readings come from `vlm_tui.core.host.telemetry`. NVML calls can block on the driver's lock, so
 they run in a thread worker, never on the UI thread; the worker hands each sample back through
 `App.call_from_thread`, because only the UI thread may touch widgets. The text itself is built by
 `gpu_panel_lines`, a pure function the tests check without an app.
@@ -13,7 +13,7 @@ from textual.content import Content
 from textual.widgets import Static
 from textual.worker import Worker, get_current_worker
 
-from vlm_tui.core.telemetry import GpuSample, HostSample, Telemetry, TelemetrySample
+from vlm_tui.core.host.telemetry import GpuSample, HostSample, Telemetry, TelemetrySample
 
 BAR_CELLS = 8
 NOT_AVAILABLE = "n/a"

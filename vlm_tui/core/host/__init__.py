@@ -1,0 +1,1 @@
+"""This machine and its cluster: accelerators, the topology from the environment, live readings."""

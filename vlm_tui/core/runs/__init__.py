@@ -1,0 +1,1 @@
+"""Run folders as front-ends read them: layout, index, followers, cluster, history."""
