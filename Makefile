@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test test-fast lint bench
 
 $(STAMP): pyproject.toml torch-build.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vlm-tui needs Python 3.11 or newer")'
@@ -27,8 +27,8 @@ bench: setup
 	$(BIN)/python -m bench.dataset_check --write-markdown BENCHMARKS.md
 
 lint: setup
-	$(BIN)/ruff check vlm_tui tests bench
-	$(BIN)/ruff format --check vlm_tui tests bench
+	$(BIN)/ruff check vlm_tui tests bench harness
+	$(BIN)/ruff format --check vlm_tui tests bench harness
 	$(BIN)/mypy vlm_tui
 
 # Tests that share one training carry an xdist_group mark, so each group stays on one worker.
@@ -37,10 +37,23 @@ lint: setup
 TEST_WORKERS ?= 2
 
 test: setup
-	$(BIN)/ruff check vlm_tui tests bench
-	$(BIN)/ruff format --check vlm_tui tests bench
+	$(BIN)/ruff check vlm_tui tests bench harness
+	$(BIN)/ruff format --check vlm_tui tests bench harness
 	$(BIN)/mypy vlm_tui > $(VENV)/mypy-report.txt 2>&1 & mypy_pid=$$!; \
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup; tests=$$?; \
+	wait $$mypy_pid; types=$$?; \
+	echo "mypy vlm_tui:"; cat $(VENV)/mypy-report.txt; \
+	test $$tests -eq 0 && test $$types -eq 0
+
+# The inner loop: lint, types and tests/unit (no training, and no Python they start may import
+# the training stack: a stand-in that refuses to load is put first on its path). `make test`
+# runs everything, tests/e2e (real axolotl) and tests/tui (Pilot, snapshots, tmux) included.
+test-fast: setup
+	$(BIN)/ruff check vlm_tui tests bench harness
+	$(BIN)/ruff format --check vlm_tui tests bench harness
+	$(BIN)/mypy vlm_tui > $(VENV)/mypy-report.txt 2>&1 & mypy_pid=$$!; \
+	VLM_TUI_TEST_BLOCK_TRAINING_STACK=1 PYTHONPATH=tests/fixtures/no_training_stack \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -p no:cacheprovider tests/unit; tests=$$?; \
 	wait $$mypy_pid; types=$$?; \
 	echo "mypy vlm_tui:"; cat $(VENV)/mypy-report.txt; \
 	test $$tests -eq 0 && test $$types -eq 0

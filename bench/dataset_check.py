@@ -14,39 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench.ui_flood import FILE_HEADER, machine_lines, replace_section
+from harness.images import tiny_png
 
 SECTION_TITLE = "## Dataset check"
 MODULE = "bench.dataset_check"
 TARGET_S = 10.0
 TARGET_ROWS = 100_000
-
-
-def tiny_png(seed: int, size: int = 64) -> bytes:
-    """A valid PNG of one flat colour (zlib-compressed rows), a few hundred bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    colour = bytes(((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
-    raw = b"".join(b"\x00" + colour * size for _ in range(size))
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
 
 
 def build(folder: Path, rows: int) -> Path:

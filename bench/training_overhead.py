@@ -45,8 +45,8 @@ from typing import Any
 import psutil
 import yaml
 
-from bench.terminal import Tmux
 from bench.ui_flood import FILE_HEADER, machine_lines, replace_section, section_text
+from harness.terminal import Tmux
 from vlm_tui.core.launch.demo import demo_asset_paths, demo_cache_root
 from vlm_tui.core.launch.secrets import REDACTED
 from vlm_tui.core.launch.steps import build_demo_in_child

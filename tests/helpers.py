@@ -16,6 +16,10 @@ from vlm_tui.cli import main
 from vlm_tui.core.runs.run_record import RunPaths, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
+# `make test-fast` sets this: every Python a test starts finds a training stack that refuses to
+# be imported, so a unit test that needs torch fails instead of slowing the inner loop.
+BLOCK_TRAINING_STACK = "VLM_TUI_TEST_BLOCK_TRAINING_STACK"
+NO_TRAINING_STACK = REPO / "tests" / "fixtures" / "no_training_stack"
 
 
 def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -27,7 +31,8 @@ def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK")
         and not key.startswith(("SLURM_", "PET_", "OMPI_", "PMI_", "SM_", "TORCHELASTIC_"))
     }
-    env["PYTHONPATH"] = str(REPO)
+    blocked = [str(NO_TRAINING_STACK)] if os.environ.get(BLOCK_TRAINING_STACK) else []
+    env["PYTHONPATH"] = os.pathsep.join([*blocked, str(REPO)])
     env.update(extra or {})
     return env
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
-from bench.dataset_check import tiny_png
-from bench.terminal import Tmux
+from harness.images import tiny_png
+from harness.terminal import Tmux
 from tests.helpers import clean_environ
 from tests.tui.test_setup_screen import SIZE, environ_for, make_app, wait_for
 from vlm_tui.tui.app import VlmTuiApp

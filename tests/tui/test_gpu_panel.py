@@ -8,7 +8,7 @@ import time
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
-from tests.test_telemetry import FakeNVML
+from tests.unit.test_telemetry import FakeNVML
 from vlm_tui.core.host.telemetry import GpuSample, HostSample, Telemetry, TelemetrySample
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel, gpu_panel_lines
 

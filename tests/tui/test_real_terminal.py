@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.terminal import Tmux
+from harness.terminal import Tmux
 from tests.helpers import clean_environ
 
 pytestmark = pytest.mark.e2e

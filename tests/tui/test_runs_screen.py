@@ -7,8 +7,8 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Label, Static
 
-from tests.test_scaling import CONFIG, scaling_run
 from tests.tui.test_setup_screen import SIZE, environ_for, make_app, wait_for
+from tests.unit.test_scaling import CONFIG, scaling_run
 from vlm_tui.tui.runs_screen import RunsScreen
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.widgets.loss_chart import LossChart

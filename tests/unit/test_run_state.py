@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_output_parser import ALL_FIXTURES, logging_steps_for, parse
+from tests.unit.test_output_parser import ALL_FIXTURES, logging_steps_for, parse
 from vlm_tui.core.output.output_parser import LogLine, Metrics, OutputParser
 from vlm_tui.core.output.run_state import (
     OutputRecorder,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.dataset_check import build, measure, section, tiny_png
+from bench.dataset_check import build, measure, section
+from harness.images import tiny_png
 from vlm_tui.core.data.dataset_check import check_dataset
 from vlm_tui.core.data.image_header import image_kind
 

@@ -32,7 +32,7 @@ from vlm_tui.core.output.output_parser import (
 
 T = TypeVar("T")
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 # A real `python -m axolotl.cli.train` run of the demo model (axolotl 0.19, transformers 5),
 # stdout and stderr merged into one pipe: 32 steps, logging_steps 1, checkpoints at 16 and 32.
 REAL_RUN = FIXTURES / "axolotl_demo_run.log"

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.helpers import clean_environ, refused, run_cli
-from tests.test_cli_errors import BAD_FLAGS
+from tests.unit.test_cli_errors import BAD_FLAGS
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.host.hardware import CPU_ONLY
 from vlm_tui.core.host.topology import resolve_topology
@@ -35,7 +35,7 @@ from vlm_tui.core.training_plugins import (
 )
 from vlm_tui.tui.setup_values import FormStart, field_errors
 
-PACKAGE = Path(__file__).resolve().parent.parent / "vlm_tui"
+PACKAGE = Path(__file__).resolve().parents[2] / "vlm_tui"
 
 # Valid values for the required fields, so that an environment row fails on its variable only.
 # A hub id is not looked up in a dry run.

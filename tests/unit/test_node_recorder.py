@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers import clean_environ
-from tests.test_telemetry import GIB, FakeNVML
+from tests.unit.test_telemetry import GIB, FakeNVML
 from vlm_tui.core.host.telemetry import Telemetry
 from vlm_tui.core.runs.cluster import LOST, cluster_view
 from vlm_tui.core.runs.run_record import (

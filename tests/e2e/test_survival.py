@@ -26,7 +26,7 @@ import psutil
 import pytest
 import yaml
 
-from bench.terminal import Tmux
+from harness.terminal import Tmux
 from tests.helpers import clean_environ, run_cli, start_cli
 from tests.tui.test_real_terminal import HEIGHT, SESSION, WIDTH
 from vlm_tui.core.launch.steps import LaunchRequest

@@ -141,19 +141,6 @@ def test_a_torchvision_not_built_for_the_torch_here_is_named(
         assert found is not None and f"torchvision {vision} is not built for torch {torch}" in found
 
 
-def test_the_project_installs_a_torchvision_that_loads_with_its_torch() -> None:
-    # The real pair `make setup` installed, imported for real in a child (it imports torch).
-    assert torchvision_mismatch() is None
-    done = subprocess.run(
-        [sys.executable, "-c", "import torch, torchvision.ops as o; print(o.nms.__name__)"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "nms", done.stderr[-2000:]
-
-
 def test_a_missing_package_is_refused_with_its_install_line(
     tmp_path: Path, hidden: HiddenModules
 ) -> None:
