@@ -37,7 +37,7 @@ from typing import Any
 from bench.ui_flood import FILE_HEADER, machine_lines, replace_section
 from vlm_tui.core.output.output_parser import Metrics, parse_dict
 from vlm_tui.core.output.run_state import OutputRecorder, RunState, metric_line, parser_for_run
-from vlm_tui.core.runs.run_record import RunPaths, read_json
+from vlm_tui.core.records.folder import RunPaths, read_json
 from vlm_tui.core.supervise.supervisor import READ_CHUNK, STATUS_EVERY_SECONDS, StatusWriter
 
 SECTION_TITLE = "## Output throughput"

@@ -52,7 +52,7 @@ from vlm_tui.core.launch.secrets import REDACTED
 from vlm_tui.core.launch.steps import build_demo_in_child
 from vlm_tui.core.output.output_parser import Summary
 from vlm_tui.core.output.run_state import parser_for_run
-from vlm_tui.core.runs.run_record import RunPaths, read_json, runtime_s
+from vlm_tui.core.records.folder import RunPaths, read_json, runtime_s
 
 SECTION_TITLE = "## Overhead on training"
 NOTES_TITLE = "### What the figures show, and what remains"

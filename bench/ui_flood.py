@@ -51,8 +51,8 @@ from textual.screen import Screen
 from textual.widgets import Log
 
 from vlm_tui.core.host.telemetry import Telemetry
+from vlm_tui.core.records.folder import RunPaths, read_json, write_json_atomic
 from vlm_tui.core.runs.follow import RecordFollower
-from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
 from vlm_tui.theme_files import DEFAULT_THEME
 from vlm_tui.tui.app import STYLESHEET, freeze_startup_objects
 from vlm_tui.tui.monitor_screen import MonitorScreen

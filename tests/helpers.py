@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vlm_tui.cli import main
-from vlm_tui.core.runs.run_record import RunPaths, write_json_atomic
+from vlm_tui.core.records.folder import RunPaths, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 # `make test-fast` sets this: every Python a test starts finds a training stack that refuses to

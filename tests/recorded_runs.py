@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vlm_tui.core.output.run_state import OutputRecorder, RunState, parser_for_run
-from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.records.folder import RunPaths, read_json, write_json_atomic
 
 
 def record_output(paths: RunPaths, output: str, status: dict[str, Any], at: float = 0.0) -> None:

@@ -316,8 +316,8 @@ def _count_tokens(base_model: str, rows: Path, sequence_len: int, where: list[st
 
 def _run_command(command: str, options: argparse.Namespace) -> int:
     from vlm_tui import headless
+    from vlm_tui.core.records.folder import RUNS_FOLDER
     from vlm_tui.core.runs.run_index import find_run, run_folders, summarise, table_lines
-    from vlm_tui.core.runs.run_record import RUNS_FOLDER
 
     runs_root = Path.cwd() / RUNS_FOLDER
     if command == "runs" and (options.compare or options.names):

@@ -21,10 +21,11 @@ from vlm_tui.core.host.topology import resolve_topology
 from vlm_tui.core.launch import pre_launch, steps
 from vlm_tui.core.output.output_parser import LogLine
 from vlm_tui.core.output.run_state import RunState, clock
+from vlm_tui.core.records.folder import RunPaths, runtime_s
+from vlm_tui.core.records.status_file import read_status
 from vlm_tui.core.request.axolotl_config import OUTPUTS_FOLDER, output_dir_for
 from vlm_tui.core.request.settings import Settings
 from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
-from vlm_tui.core.runs.run_record import RunPaths, read_json, runtime_s
 
 POLL_SECONDS = 0.1
 INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl+C
@@ -293,7 +294,7 @@ def stop(paths: RunPaths, *, force: bool, out: TextIO | None = None) -> int:
     """`vlm-tui stop RUN`: ask a run's supervisor to stop it (SIGINT), or force it (SIGTERM)."""
     out = out or sys.stdout
     supervisor = RecordedSupervisor(paths)
-    status = read_json(paths.status) or {}
+    status = read_status(paths)
     if supervisor.poll() is not None:
         state = status.get("state", "unknown")
         print(f"{PREFIX} {paths.run_id} is not running ({state}); nothing to stop", file=out)

@@ -21,9 +21,9 @@ import pytest
 
 from tests.helpers import clean_environ, free_port, guide_node_env, run_cli
 from vlm_tui.core.launch.steps import LaunchRequest
+from vlm_tui.core.records.folder import RunPaths, read_json, telemetry_folder
 from vlm_tui.core.request.settings import settings_from_values
 from vlm_tui.core.runs.cluster import cluster_view
-from vlm_tui.core.runs.run_record import RunPaths, read_json, telemetry_folder
 
 # One worker runs this module: its tests share one two-node training.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-cluster")]

@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import clean_environ, only_run, run_cli
 from tests.tui.test_setup_screen import SIZE, make_app, wait_for
 from vlm_tui.core.launch import demo, steps
-from vlm_tui.core.runs.run_record import RunPaths
+from vlm_tui.core.records.folder import RunPaths
 from vlm_tui.tui.monitor_screen import MonitorScreen
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.widgets.loss_chart import LossChart

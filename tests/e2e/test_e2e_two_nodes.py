@@ -23,8 +23,8 @@ from tests.helpers import (
     run_cli,
     train_steps,
 )
+from vlm_tui.core.records.folder import RunPaths
 from vlm_tui.core.runs.cluster import NOT_SHARED_NOTE, cluster_view
-from vlm_tui.core.runs.run_record import RunPaths
 
 # One worker runs this module: its tests share one two-node training.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("two-nodes")]

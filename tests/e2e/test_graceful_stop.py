@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from vlm_tui.core.runs.run_record import RunPaths, armed_marker
+from vlm_tui.core.records.folder import RunPaths, armed_marker
 from vlm_tui.core.training_plugins import GRACEFUL_STOP_PLUGIN
 
 training = pytest.importorskip("vlm_tui.training.graceful_stop", reason="needs the training stack")

@@ -17,7 +17,7 @@ import yaml
 from tests.helpers import REPO, clean_environ, run_cli, script_run
 from vlm_tui.core.launch import steps
 from vlm_tui.core.launch.command import LaunchPlan
-from vlm_tui.core.runs.run_record import read_json
+from vlm_tui.core.records.folder import read_json
 
 MASKED_TRAINING = """
 for step in range(1, 5):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import clean_environ, run_cli, start_cli
+from vlm_tui.core.records.folder import read_json
 from vlm_tui.core.runs.checkpoints import newest_checkpoint
-from vlm_tui.core.runs.run_record import read_json
 
 pytestmark = pytest.mark.e2e
 

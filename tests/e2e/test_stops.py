@@ -32,9 +32,9 @@ import pytest
 from tests.helpers import REPO, clean_environ, script_run, start_cli
 from vlm_tui.core.launch import pre_launch, steps
 from vlm_tui.core.launch.command import LaunchPlan
+from vlm_tui.core.records.folder import STOP_REQUEST_VARIABLE, RunPaths, read_json
 from vlm_tui.core.request.settings import settings_from_values
 from vlm_tui.core.runs.checkpoints import newest_checkpoint
-from vlm_tui.core.runs.run_record import STOP_REQUEST_VARIABLE, RunPaths, read_json
 
 ROUNDS = int(os.environ.get("VLM_TUI_STOP_ROUNDS", "1"))
 # 64 rows x 200 epochs / batch 4 = 3,200 steps: every stop lands in the middle of training.

@@ -30,8 +30,8 @@ from harness.terminal import Tmux
 from tests.helpers import clean_environ, run_cli, start_cli
 from tests.tui.test_real_terminal import HEIGHT, SESSION, WIDTH
 from vlm_tui.core.launch.steps import LaunchRequest
+from vlm_tui.core.records.folder import RunPaths, read_json
 from vlm_tui.core.request.settings import settings_from_values
-from vlm_tui.core.runs.run_record import RunPaths, read_json
 
 pytestmark = pytest.mark.e2e
 

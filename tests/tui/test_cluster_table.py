@@ -14,8 +14,8 @@ from tests.helpers import clean_environ
 from tests.tui.test_monitor_screen import recorded_run
 from tests.tui.test_setup_screen import SIZE, make_app, wait_for
 from tests.unit.test_cluster import NOW, beat, make_run
+from vlm_tui.core.records.folder import RunPaths
 from vlm_tui.core.runs import cluster
-from vlm_tui.core.runs.run_record import RunPaths
 from vlm_tui.tui.monitor_screen import MonitorScreen
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.widgets.cluster_table import (

@@ -13,7 +13,7 @@ from textual.widgets import ProgressBar, Static
 from tests.helpers import clean_environ
 from tests.recorded_runs import record_output
 from tests.tui.test_setup_screen import SIZE, make_app, wait_for
-from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.records.folder import RunPaths, read_json, write_json_atomic
 from vlm_tui.tui.monitor_screen import MonitorScreen, RunView
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.widgets.log_view import LogView

@@ -28,8 +28,8 @@ from tests.recorded_runs import record_output
 from vlm_tui.core.host.hardware import Hardware
 from vlm_tui.core.host.telemetry import GpuSample, HostSample, Telemetry, TelemetrySample
 from vlm_tui.core.launch import command, steps
+from vlm_tui.core.records.folder import RunPaths
 from vlm_tui.core.request.settings import settings_from_values
-from vlm_tui.core.runs.run_record import RunPaths
 from vlm_tui.theme_files import load_theme_specs
 from vlm_tui.tui.app import VlmTuiApp
 from vlm_tui.tui.monitor_screen import MonitorScreen

@@ -9,6 +9,12 @@ from typing import Any
 import pytest
 
 from tests.helpers import run_cli
+from vlm_tui.core.records.folder import (
+    RunPaths,
+    node_file_stem,
+    telemetry_folder,
+    write_json_atomic,
+)
 from vlm_tui.core.runs.cluster import (
     IDLE_GPUS,
     LOST,
@@ -17,12 +23,6 @@ from vlm_tui.core.runs.cluster import (
     HeartbeatTracker,
     cluster_view,
     table_lines,
-)
-from vlm_tui.core.runs.run_record import (
-    RunPaths,
-    node_file_stem,
-    telemetry_folder,
-    write_json_atomic,
 )
 
 NOW = 1_800_000_000.0

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import clean_environ
+from vlm_tui.core.records.folder import HEARTBEAT_INTERVAL_S, RunPaths, write_json_atomic
 from vlm_tui.core.runs.cluster import (
     LOST,
     LOST_AFTER_BEATS,
@@ -26,17 +27,17 @@ from vlm_tui.core.runs.cluster import (
     NodeRow,
     cluster_view,
 )
-from vlm_tui.core.runs.run_record import HEARTBEAT_INTERVAL_S, RunPaths, write_json_atomic
 
 # A recorder as the supervisor runs it, for one node of a job, until it is killed.
 RECORDER = """
 import sys, time
 from pathlib import Path
 from vlm_tui.core.supervise.node_recorder import NodeRecorder
-from vlm_tui.core.runs.run_record import RunPaths, read_json
+from vlm_tui.core.records.command_file import read_command, recorded_topology
+from vlm_tui.core.records.folder import RunPaths
 
 paths = RunPaths(Path(sys.argv[1]))
-topology = read_json(paths.command)["topology"]
+topology = recorded_topology(read_command(paths))
 NodeRecorder(paths, topology, state=lambda: "running", host=sys.argv[2]).start()
 time.sleep(600)
 """

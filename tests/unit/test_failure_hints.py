@@ -30,7 +30,7 @@ from vlm_tui.core.output.failure_hints import (
     hint_for_line,
 )
 from vlm_tui.core.output.run_state import RunState
-from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.records.folder import RunPaths, read_json, write_json_atomic
 from vlm_tui.headless import summary_lines
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

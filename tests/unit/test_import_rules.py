@@ -82,6 +82,7 @@ CORE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("runs",),
     ("output", "checks", "request", "data"),
     ("host",),
+    ("records",),
 )
 CORE_BASE = ("errors", "training_child", "training_plugins")
 FRONT_ENDS = ("vlm_tui.tui", "vlm_tui.headless", "vlm_tui.cli", "vlm_tui.theme_files")
@@ -147,13 +148,13 @@ def test_core_sub_packages_import_only_downward_statically() -> None:
 
 def test_the_static_check_names_an_upward_or_sideways_import() -> None:
     planted = {
-        "vlm_tui.core.host.hardware": {"vlm_tui.core.runs.run_record"},  # upward
+        "vlm_tui.core.host.hardware": {"vlm_tui.core.runs.cluster"},  # upward
         "vlm_tui.core.output.run_state": {"vlm_tui.core.request.settings"},  # sideways
         "vlm_tui.core.runs.cluster": {"vlm_tui.tui.app", "vlm_tui.core.output.run_state"},
         "vlm_tui.core.launch.steps": {"vlm_tui.core.host.topology", "vlm_tui.core.errors"},
     }
     assert _wrong_core_imports(planted) == [
-        "vlm_tui.core.host.hardware imports vlm_tui.core.runs.run_record: not from a layer"
+        "vlm_tui.core.host.hardware imports vlm_tui.core.runs.cluster: not from a layer"
         " below host",
         "vlm_tui.core.output.run_state imports vlm_tui.core.request.settings: not from a layer"
         " below output",

@@ -19,8 +19,8 @@ from typing import Any
 from tests.helpers import clean_environ
 from tests.unit.test_telemetry import GIB, FakeNVML
 from vlm_tui.core.host.telemetry import Telemetry
-from vlm_tui.core.runs.cluster import LOST, cluster_view
-from vlm_tui.core.runs.run_record import (
+from vlm_tui.core.records.command_file import topology_of
+from vlm_tui.core.records.folder import (
     RunPaths,
     iso,
     node_file_stem,
@@ -29,11 +29,13 @@ from vlm_tui.core.runs.run_record import (
     telemetry_folder,
     write_json_atomic,
 )
+from vlm_tui.core.runs.cluster import LOST, cluster_view
 from vlm_tui.core.supervise.node_recorder import NodeRecorder, find_master_run
 
 HOST = "gpu-07.cluster.invalid"
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 JOB = {"nodes": 2, "master_addr": "10.0.0.1", "master_port": 29500}
+NODE_1 = topology_of(JOB | {"node_rank": 1})
 
 
 def make_run(
@@ -63,7 +65,7 @@ def lines_of(path: Path) -> list[dict[str, Any]]:
 
 
 def recorder_for(paths: RunPaths, *, state: str = "running", **options: Any) -> NodeRecorder:
-    topology = (read_json(paths.command) or {})["topology"]
+    topology = topology_of((read_json(paths.command) or {})["topology"])
     return NodeRecorder(
         paths,
         topology,
@@ -238,7 +240,7 @@ def test_node_0_is_found_among_decoys(tmp_path: Path) -> None:
     (runs / "20260301T120001Z-half-written").mkdir()
     rejected: set[str] = set()
 
-    found = find_master_run(own, JOB | {"node_rank": 1}, NOW + timedelta(seconds=40), rejected)
+    found = find_master_run(own, NODE_1, NOW + timedelta(seconds=40), rejected)
 
     assert found == wanted
     # Folders that can never match are not read again on the next look.
@@ -251,9 +253,9 @@ def test_same_name_wins_then_the_newest(tmp_path: Path) -> None:
     own = make_run(runs, "job-node1", node_rank=1, created=NOW)
     make_run(runs, "other-name", node_rank=0, created=NOW + timedelta(seconds=20))
     older = make_run(runs, "job", node_rank=0, created=NOW - timedelta(seconds=30))
-    assert find_master_run(own, JOB | {"node_rank": 1}, NOW) == older
+    assert find_master_run(own, NODE_1, NOW) == older
     newer = make_run(runs, "job-2", node_rank=0, created=NOW - timedelta(seconds=10))
-    assert find_master_run(own, JOB | {"node_rank": 1}, NOW) == newer
+    assert find_master_run(own, NODE_1, NOW) == newer
 
 
 def test_a_dead_earlier_node_0_is_passed_over(tmp_path: Path) -> None:
@@ -266,9 +268,9 @@ def test_a_dead_earlier_node_0_is_passed_over(tmp_path: Path) -> None:
         {"node_rank": 0, "state": "running", "seq": 9, "time": NOW.timestamp() - 1500},
     )
     now = NOW.timestamp() + 5
-    assert find_master_run(own, JOB | {"node_rank": 1}, NOW, now=now) is None
+    assert find_master_run(own, NODE_1, NOW, now=now) is None
     live = make_run(runs, "job", node_rank=0, created=NOW - timedelta(seconds=3))
-    assert find_master_run(own, JOB | {"node_rank": 1}, NOW, now=now) == live
+    assert find_master_run(own, NODE_1, NOW, now=now) == live
 
 
 def test_node_1_writes_locally_until_node_0_appears_then_moves_there(tmp_path: Path) -> None:

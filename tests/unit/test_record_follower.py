@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vlm_tui.core.records.folder import RunPaths, write_json_atomic
 from vlm_tui.core.runs.follow import MAX_PARTIAL_LINE, RecordFollower
-from vlm_tui.core.runs.run_record import RunPaths, write_json_atomic
 
 
 def folder(tmp_path: Path) -> RunPaths:

@@ -17,9 +17,9 @@ import pytest
 from tests.helpers import clean_environ, run_cli
 from tests.recorded_runs import record_output
 from vlm_tui.core.errors import UserError
+from vlm_tui.core.records.folder import RunPaths, read_json, write_json_atomic
 from vlm_tui.core.runs.checkpoints import newest_checkpoint
 from vlm_tui.core.runs.run_index import find_run, run_folders, summarise, table_lines
-from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
 from vlm_tui.headless import exit_code_of
 
 OUTPUT = (

@@ -14,7 +14,7 @@ import yaml
 from tests.helpers import run_cli
 from tests.recorded_runs import record_output
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.runs.run_record import RunPaths, write_json_atomic
+from vlm_tui.core.records.folder import RunPaths, write_json_atomic
 from vlm_tui.core.runs.scaling import (
     GUIDE_EFFICIENCY,
     SPARK_LEVELS,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import clean_environ
-from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.records.folder import RunPaths, read_json, write_json_atomic
 
 # The supervisor as `python -m vlm_tui.core.supervise.supervisor RUN` runs it, with a bug
 # planted in a step only the end takes (the last heartbeat).

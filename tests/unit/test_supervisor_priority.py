@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from tests.helpers import clean_environ
-from vlm_tui.core.runs.run_record import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.records.folder import RunPaths, read_json, write_json_atomic
 from vlm_tui.core.supervise.supervisor import AUTOGROUP, PARSE_NICENESS
 
 

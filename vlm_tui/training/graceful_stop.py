@@ -30,7 +30,7 @@ import torch
 from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
 
-from vlm_tui.core.runs.run_record import STOP_REQUEST_VARIABLE, armed_marker, taken_marker
+from vlm_tui.core.records.folder import STOP_REQUEST_VARIABLE, armed_marker, taken_marker
 
 PLUGIN_PATH = "vlm_tui.training.graceful_stop.GracefulStopPlugin"
 # What the training prints when it acts on the stop (rank 0), for the log and the supervisor.

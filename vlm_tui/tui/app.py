@@ -20,7 +20,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label
 
-from vlm_tui.core.runs.run_record import TERMINAL_STATES, RunPaths, read_json
+from vlm_tui.core.records.folder import TERMINAL_STATES, RunPaths
+from vlm_tui.core.records.status_file import read_status
 from vlm_tui.theme_files import THEMES_DIR
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.setup_values import FormStart
@@ -122,7 +123,7 @@ class VlmTuiApp(App[int]):
         for folder, supervisor in self.started_runs:
             if supervisor.poll() is not None:
                 continue
-            if (read_json(RunPaths(folder).status) or {}).get("state") not in TERMINAL_STATES:
+            if read_status(RunPaths(folder)).get("state") not in TERMINAL_STATES:
                 return str(folder)
         return None
 

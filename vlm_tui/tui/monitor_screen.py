@@ -37,10 +37,13 @@ from vlm_tui.core.launch import pre_launch, steps
 from vlm_tui.core.launch.command import LaunchPlan
 from vlm_tui.core.output.output_parser import Progress
 from vlm_tui.core.output.run_state import EVAL_LOSS_KEY, TOKENS_PER_SECOND_KEY, clock
+from vlm_tui.core.records.command_file import read_command, recorded_topology
+from vlm_tui.core.records.folder import TERMINAL_STATES, RunPaths
+from vlm_tui.core.records.metrics_file import EVAL, metric_point
+from vlm_tui.core.records.status_file import read_status, recorded_progress
 from vlm_tui.core.request.axolotl_config import CHECKPOINT_TRIGGER_FILE
 from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
 from vlm_tui.core.runs.follow import RecordFollower
-from vlm_tui.core.runs.run_record import TERMINAL_STATES, RunPaths, read_json
 from vlm_tui.tui.setup_values import error_text
 from vlm_tui.tui.widgets.cluster_table import ClusterTable
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel
@@ -125,29 +128,17 @@ class HandOver:
     ended: bool
 
 
-def _number(value: object) -> float | None:
-    """A metric as metrics.jsonl holds it: a number, or "nan"/"inf"/"-inf" as strings."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if value in ("nan", "inf", "-inf"):
-        return float(str(value))
-    return None
-
-
 def _progress(status: Mapping[str, Any]) -> Progress | None:
     """The trainer's bar as the supervisor last recorded it in status.json."""
-    recorded = status.get("progress")
-    if not isinstance(recorded, dict) or not isinstance(recorded.get("step"), int):
+    recorded = recorded_progress(status)
+    if recorded is None:
         return None
-    total = recorded.get("total")
     return Progress(
-        step=recorded["step"],
-        total=total if isinstance(total, int) else None,
-        steps_per_second=_number(recorded.get("steps_per_second")),
-        elapsed_s=_number(recorded.get("elapsed_s")),
-        remaining_s=_number(recorded.get("remaining_s")),
+        step=recorded.step,
+        total=recorded.total,
+        steps_per_second=recorded.steps_per_second,
+        elapsed_s=recorded.elapsed_s,
+        remaining_s=recorded.remaining_s,
         description="",
     )
 
@@ -175,23 +166,24 @@ class _Figures:
         rates: list[tuple[int, float]] = []
         evals: list[tuple[int, float]] = []
         for record in records:
-            step = record.get("step")
-            if record.get("kind") == "eval" and isinstance(step, int):
-                eval_loss = _number(record.get(EVAL_LOSS_KEY))
+            point = metric_point(record)
+            if point is None:
+                continue
+            step = point.step
+            if point.kind == EVAL:
+                eval_loss = point.get(EVAL_LOSS_KEY)
                 if eval_loss is not None:
                     evals.append((step, eval_loss))
                 continue
-            if record.get("kind") != "train" or not isinstance(step, int):
-                continue
-            loss = _number(record.get("loss"))
+            loss = point.get("loss")
             if loss is not None:
                 self.last_loss = loss
                 losses.append((step, loss))
-            rate = _number(record.get("learning_rate"))
+            rate = point.get("learning_rate")
             if rate is not None:
                 self.learning_rate = rate
                 rates.append((step, rate))
-            tokens = _number(record.get(TOKENS_PER_SECOND_KEY))
+            tokens = point.get(TOKENS_PER_SECOND_KEY)
             if tokens is not None and math.isfinite(tokens):
                 self.tokens_per_second_per_gpu = tokens
         if losses or rates or evals:
@@ -262,7 +254,7 @@ class MonitorScreen(Screen[None]):
         self.paths: RunPaths | None = run_folder
         self.supervisor: SupervisorHandle | None = None
         if run_folder is not None:
-            recorded = read_json(run_folder.status) or {}
+            recorded = read_status(run_folder)
             if recorded.get("state") not in TERMINAL_STATES:
                 # Started elsewhere (another UI, a killed one, --no-ui): still ours to steer.
                 self.supervisor = RecordedSupervisor(run_folder)
@@ -531,7 +523,5 @@ def _recorded_config(paths: RunPaths | None) -> dict[str, Any]:
 
 
 def _recorded_world(paths: RunPaths | None) -> int:
-    command = read_json(paths.command) if paths else None
-    topology = (command or {}).get("topology") or {}
-    world = topology.get("world_size") if isinstance(topology, dict) else None
-    return world if isinstance(world, int) and world > 0 else 1
+    command = read_command(paths) if paths else None
+    return recorded_topology(command or {}).world_size or 1

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from vlm_tui.core.runs.run_record import RUNS_FOLDER
+from vlm_tui.core.records.folder import RUNS_FOLDER
 from vlm_tui.core.runs.scaling import (
     COLUMNS,
     NOTE_LINES,

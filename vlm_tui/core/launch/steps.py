@@ -33,6 +33,16 @@ from vlm_tui.core.launch.command import (
     training_environment,
 )
 from vlm_tui.core.launch.secrets import redact_environment
+from vlm_tui.core.records.command_file import write_command
+from vlm_tui.core.records.folder import (
+    RUNS_FOLDER,
+    STOP_REQUEST_VARIABLE,
+    RunPaths,
+    create_run_folder,
+    iso,
+    utc_now,
+)
+from vlm_tui.core.records.status_file import write_status
 from vlm_tui.core.request.axolotl_config import (
     build_axolotl_config,
     dump_axolotl_yaml,
@@ -42,15 +52,6 @@ from vlm_tui.core.request.axolotl_config import (
 )
 from vlm_tui.core.request.settings import Settings, check_consistency, settings_from_values
 from vlm_tui.core.runs.checkpoints import newest_checkpoint
-from vlm_tui.core.runs.run_record import (
-    RUNS_FOLDER,
-    STOP_REQUEST_VARIABLE,
-    RunPaths,
-    create_run_folder,
-    iso,
-    utc_now,
-    write_json_atomic,
-)
 from vlm_tui.core.training_plugins import (
     CPU_PLACEMENT_PLUGIN,
     DATA_WORKERS_PLUGIN,
@@ -355,8 +356,8 @@ def record_run(
             accelerate_config_text(on_cpu), encoding="utf-8"
         )
     topology = plan.topology
-    write_json_atomic(
-        paths.command,
+    write_command(
+        paths,
         {
             "argv": list(launch.argv),
             "shown": launch.shown(),
@@ -379,8 +380,8 @@ def record_run(
             "start_step": plan.start_step,
         },
     )
-    write_json_atomic(
-        paths.status,
+    write_status(
+        paths,
         {
             "run_id": paths.run_id,
             "state": "dry_run" if dry_run else "created",

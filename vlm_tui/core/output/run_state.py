@@ -6,7 +6,6 @@ train.log folds the same events into its own RunState, so both see the same numb
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from vlm_tui.core.output.output_parser import (
     Summary,
     TracebackEvent,
 )
+from vlm_tui.core.records.metrics_file import encode_line
+from vlm_tui.core.records.values import encoded_metric
 
 if TYPE_CHECKING:
     from vlm_tui.core.output.failure_hints import FailureScanner
@@ -73,22 +74,15 @@ def clock(seconds: float | None) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-def json_number(value: float | int) -> float | int | str:
-    """JSON has no NaN or infinity: those become the strings 'nan', 'inf', '-inf'."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
 def _json_values(values: Mapping[str, float | int]) -> Mapping[str, float | int | str]:
-    """Values as JSON can hold them (see json_number)."""
+    """Values as JSON can hold them (see records.values.encoded_metric)."""
     try:
         # One C-level sum: finite only if every value is (an overflow just takes the long way).
         if math.isfinite(sum(values.values())):
             return values
     except OverflowError:
         pass
-    return {key: json_number(value) for key, value in values.items()}
+    return {key: encoded_metric(value) for key, value in values.items()}
 
 
 def metric_record(event: Event, time: float) -> dict[str, Any] | None:
@@ -113,15 +107,13 @@ def metric_record(event: Event, time: float) -> dict[str, Any] | None:
     return None
 
 
-# One encoder for every record: json.dumps(record, allow_nan=False) builds a new one each call.
-_encode_record = json.JSONEncoder(allow_nan=False).encode
 _RECORDED = (Metrics, EvalMetrics, Summary, CheckpointSaved, ModelSaved, TracebackEvent)
 
 
 def metric_line(event: Event, time: float) -> str | None:
     """metric_record as the line metrics.jsonl holds (JSON and a newline), or None."""
     record = metric_record(event, time)
-    return None if record is None else _encode_record(record) + "\n"
+    return None if record is None else encode_line(record)
 
 
 @dataclass
@@ -234,7 +226,7 @@ class RunState:
             "steps": self.step,
             "first_loss": _finite(self.first_loss),
             "final_loss": _finite(self.last_loss),
-            "summary": {key: json_number(value) for key, value in self.summary.items()},
+            "summary": {key: encoded_metric(value) for key, value in self.summary.items()},
             "checkpoints": list(self.checkpoints),
             "model_saved_to": self.model_saved_to,
             "last_error": self.last_error,

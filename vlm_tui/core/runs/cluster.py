@@ -20,20 +20,17 @@ between nodes cannot make a live node look lost (or a dead one live).
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from vlm_tui.core.runs.run_record import (
-    HEARTBEAT_INTERVAL_S,
-    TERMINAL_STATES,
-    RunPaths,
-    read_json,
-    telemetry_folder,
-)
+from vlm_tui.core.records.command_file import read_command, recorded_topology
+from vlm_tui.core.records.folder import HEARTBEAT_INTERVAL_S, TERMINAL_STATES, RunPaths
+from vlm_tui.core.records.heartbeat_file import read_heartbeats
+from vlm_tui.core.records.status_file import read_status
+from vlm_tui.core.records.values import finite, whole_or
 
 LOST_AFTER_BEATS = 3
 IDLE_GPU_PCT = 5.0
@@ -50,7 +47,6 @@ NOT_SHARED_NOTE = (
     "no other node writes into this run folder: runs/ is not on shared storage?"
     " showing this node only"
 )
-_HEARTBEAT_NAME = re.compile(r"^node\d+-.+\.json$")
 
 
 @dataclass(frozen=True)
@@ -113,16 +109,6 @@ class HeartbeatTracker:
         return now - written
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _whole(value: object, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
 def _sum(values: Sequence[float | None]) -> float | None:
     known = [value for value in values if value is not None]
     return sum(known) if known else None
@@ -137,27 +123,11 @@ def _run_named(runs: Path, name: object) -> RunPaths | None:
 
 def cluster_folder(paths: RunPaths, status: dict[str, Any] | None = None) -> Path:
     """Node 0's run folder, where the run's nodes write their heartbeats."""
-    status = read_json(paths.status) if status is None else status
-    named = _run_named(paths.root.parent, (status or {}).get("cluster_run"))
+    status = read_status(paths) if status is None else status
+    named = _run_named(paths.root.parent, status.get("cluster_run"))
     if named is not None and named.root.is_dir():
         return named.root
     return paths.root
-
-
-def read_heartbeats(folder: Path) -> list[dict[str, Any]]:
-    """Every node's latest heartbeat in `folder`; those of nodes that moved on are left out."""
-    try:
-        entries = sorted(telemetry_folder(folder).iterdir())
-    except OSError:
-        return []
-    beats = []
-    for entry in entries:
-        if not _HEARTBEAT_NAME.match(entry.name):
-            continue
-        beat = read_json(entry)
-        if beat is not None and not beat.get("moved_to"):
-            beats.append(beat)
-    return beats
 
 
 def _recorded_end(runs: Path, run: object) -> str | None:
@@ -165,7 +135,7 @@ def _recorded_end(runs: Path, run: object) -> str | None:
     named = _run_named(runs, run)
     if named is None:
         return None
-    state = (read_json(named.status) or {}).get("state")
+    state = read_status(named).get("state")
     return state if state in TERMINAL_STATES else None
 
 
@@ -177,19 +147,19 @@ def _row(
     tracker: HeartbeatTracker | None,
     runs: Path,
 ) -> NodeRow:
-    rank = _whole(beat.get("node_rank"), -1)
+    rank = whole_or(beat.get("node_rank"), -1)
     host = str(beat.get("host") or "?")
     gpus = [gpu for gpu in beat.get("gpus") or [] if isinstance(gpu, dict)]
-    utils = [_number(gpu.get("utilization_pct")) for gpu in gpus]
+    utils = [finite(gpu.get("utilization_pct")) for gpu in gpus]
     known_utils = [util for util in utils if util is not None]
     state = str(beat.get("state") or "unknown")
-    stamp = _number(beat.get("time"))
+    stamp = finite(beat.get("time"))
     wall_age = max(now - stamp, 0.0) if stamp is not None else math.inf
     if tracker is not None and stamp is not None:
         age = tracker.age((rank, host), beat.get("seq"), wall_age)
     else:
         age = wall_age
-    interval = _number(beat.get("interval_s")) or HEARTBEAT_INTERVAL_S
+    interval = finite(beat.get("interval_s")) or HEARTBEAT_INTERVAL_S
     lost = state not in TERMINAL_STATES and age > LOST_AFTER_BEATS * interval
     if lost:
         # A last beat skipped (a driver reading hung at the end) leaves the heartbeat at
@@ -202,11 +172,11 @@ def _row(
         host=host,
         gpus=len(gpus),
         gpu_util_pct=sum(known_utils) / len(known_utils) if known_utils else None,
-        gpu_memory_used_mib=_sum([_number(gpu.get("memory_used_mib")) for gpu in gpus]),
-        gpu_memory_total_mib=_sum([_number(gpu.get("memory_total_mib")) for gpu in gpus]),
-        cpu_pct=_number(beat.get("cpu_pct")),
-        net_rx_bytes_per_s=_number(beat.get("net_rx_bytes_per_s")),
-        net_tx_bytes_per_s=_number(beat.get("net_tx_bytes_per_s")),
+        gpu_memory_used_mib=_sum([finite(gpu.get("memory_used_mib")) for gpu in gpus]),
+        gpu_memory_total_mib=_sum([finite(gpu.get("memory_total_mib")) for gpu in gpus]),
+        cpu_pct=finite(beat.get("cpu_pct")),
+        net_rx_bytes_per_s=finite(beat.get("net_rx_bytes_per_s")),
+        net_tx_bytes_per_s=finite(beat.get("net_tx_bytes_per_s")),
         heartbeat_age_s=age if math.isfinite(age) else None,
         state=state,
         flag=LOST if lost else "",
@@ -257,12 +227,9 @@ def cluster_view(
 ) -> ClusterView:
     """The run's nodes as their heartbeats describe them, with flags and at most one note."""
     now = time.time() if now is None else now
-    command = read_json(paths.command) or {}
-    topology = command.get("topology")
-    topology = topology if isinstance(topology, dict) else {}
-    nodes = max(_whole(topology.get("nodes"), 1), 1)
-    own_rank = _whole(topology.get("node_rank"), 0)
-    status = read_json(paths.status) or {}
+    topology = recorded_topology(read_command(paths) or {})
+    nodes, own_rank = topology.nodes, topology.node_rank
+    status = read_status(paths)
     folder = cluster_folder(paths, status)
     beats = read_heartbeats(folder)
     if folder != paths.root:
@@ -276,7 +243,7 @@ def cluster_view(
     own = [row for row in rows if row.local]
     others = [row for row in rows if not row.local]
     if nodes > 1 and own and not others:
-        own_beats = max(_whole(beat.get("seq"), 0) for beat in beats)
+        own_beats = max(whole_or(beat.get("seq"), 0) for beat in beats)
         if own_beats >= NOT_SHARED_AFTER_BEATS or all(row.ended for row in own):
             note = NOT_SHARED_NOTE
     if not note:

@@ -12,7 +12,8 @@ import contextlib
 import os
 from typing import Any, Protocol
 
-from vlm_tui.core.runs.run_record import RunPaths, read_json
+from vlm_tui.core.records.folder import RunPaths
+from vlm_tui.core.records.status_file import read_status
 
 SUPERVISOR_MODULE = "vlm_tui.core.supervise.supervisor"
 
@@ -49,7 +50,7 @@ class RecordedSupervisor:
         self.paths = paths
 
     def _status(self) -> dict[str, Any]:
-        return read_json(self.paths.status) or {}
+        return read_status(self.paths)
 
     def poll(self) -> int | None:
         """None while it runs, like Popen.poll; 1 once it is gone (its code is in status.json)."""

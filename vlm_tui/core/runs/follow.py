@@ -9,14 +9,16 @@ flood of output costs the screen little.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from vlm_tui.core.output.output_parser import Event
 from vlm_tui.core.output.run_state import RunState, parser_for_run
-from vlm_tui.core.runs.run_record import TERMINAL_STATES, RunPaths, read_json
+from vlm_tui.core.records.command_file import read_command
+from vlm_tui.core.records.folder import TERMINAL_STATES, RunPaths
+from vlm_tui.core.records.metrics_file import decode_lines
+from vlm_tui.core.records.status_file import read_status
 
 READ_CHUNK = 1 << 20
 
@@ -24,10 +26,9 @@ READ_CHUNK = 1 << 20
 class RunFollower:
     def __init__(self, paths: RunPaths) -> None:
         self.paths = paths
-        command = read_json(paths.command) or {}
-        self.parser = parser_for_run(command)
+        self.parser = parser_for_run(read_command(paths) or {})
         self.state = RunState()
-        self.status: dict[str, Any] = read_json(paths.status) or {}
+        self.status: dict[str, Any] = read_status(paths)
         self.ended = False
         self._log: BinaryIO | None = None
 
@@ -36,7 +37,7 @@ class RunFollower:
         if self.ended:
             return []
         # Status first: once it says the run ended, everything the training wrote is in the log.
-        self.status = read_json(self.paths.status) or self.status
+        self.status = read_status(self.paths) or self.status
         finished = self.status.get("state") in TERMINAL_STATES
         events: list[Event] = []
         drained = self._read_into(events, max_bytes)
@@ -110,7 +111,7 @@ class RecordFollower:
         if self.ended:
             return RecordBatch([], [], self.status, True)
         # Status first: once it says the run ended, the log and metrics are complete.
-        self.status = read_json(self.paths.status) or self.status
+        self.status = read_status(self.paths) or self.status
         finished = self.status.get("state") in TERMINAL_STATES
         metrics = self._read_records()
         lines, drained = self._read_lines(max_bytes)
@@ -148,15 +149,7 @@ class RecordFollower:
                 return []
         data = self._partial_record + self._metrics.read()
         *complete, self._partial_record = data.split(b"\n")
-        records: list[dict[str, Any]] = []
-        for raw in complete:
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue  # a torn or foreign line must not stop the screen
-            if isinstance(record, dict):
-                records.append(record)
-        return records
+        return decode_lines(complete)  # a torn or foreign line is passed over
 
     def close(self) -> None:
         for stream in (self._log, self._metrics):

@@ -6,15 +6,17 @@ rebooted, someone killed it) reads as "lost": nothing will ever record its end.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.output.run_state import clock
+from vlm_tui.core.records.command_file import read_command, recorded_topology
+from vlm_tui.core.records.folder import TERMINAL_STATES, RunPaths, runtime_s, utc_now
+from vlm_tui.core.records.status_file import read_status
+from vlm_tui.core.records.values import finite, whole
 from vlm_tui.core.runs.control import supervisor_alive
-from vlm_tui.core.runs.run_record import TERMINAL_STATES, RunPaths, read_json, runtime_s, utc_now
 
 
 @dataclass(frozen=True)
@@ -36,15 +38,8 @@ class RunSummary:
         return self.state not in TERMINAL_STATES and self.state != "lost"
 
 
-def recorded_processes(command: Mapping[str, Any]) -> int | None:
-    """How many training processes the run's command.json says it has across all nodes."""
-    topology = command.get("topology")
-    size = topology.get("world_size") if isinstance(topology, dict) else None
-    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-
-
 def summarise(paths: RunPaths) -> RunSummary:
-    status = read_json(paths.status) or {}
+    status = read_status(paths)
     state = str(status.get("state") or "unknown")
     if state in ("starting", "running") and not supervisor_alive(status):
         state = "lost"
@@ -54,12 +49,6 @@ def summarise(paths: RunPaths) -> RunSummary:
     live = state not in TERMINAL_STATES and state != "lost"
     runtime = runtime_s(status, utc_now() if live else None)
 
-    def number(value: object) -> float | None:
-        return float(value) if isinstance(value, int | float) else None
-
-    def whole(value: object) -> int | None:
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
     code = status.get("exit_code")
     summary = status.get("summary")
     return RunSummary(
@@ -68,14 +57,14 @@ def summarise(paths: RunPaths) -> RunSummary:
         exit_code=whole(code),
         step=whole(progress.get("step")) if progress else whole(status.get("steps")),
         total=whole(progress.get("total")) if progress else None,
-        first_loss=number(status.get("first_loss")),
-        last_loss=number(status.get("final_loss")),
+        first_loss=finite(status.get("first_loss")),
+        last_loss=finite(status.get("final_loss")),
         runtime_s=runtime,
-        processes=recorded_processes(read_json(paths.command) or {}),
+        processes=recorded_topology(read_command(paths) or {}).world_size,
         samples_per_second=(
-            number(summary.get("train_samples_per_second")) if isinstance(summary, dict) else None
+            finite(summary.get("train_samples_per_second")) if isinstance(summary, dict) else None
         ),
-        best_eval_loss=number(status.get("best_eval_loss")),
+        best_eval_loss=finite(status.get("best_eval_loss")),
     )
 
 

@@ -24,8 +24,12 @@ from typing import Any
 
 import yaml
 
-from vlm_tui.core.runs.run_index import find_run, recorded_processes, run_folders, summarise
-from vlm_tui.core.runs.run_record import RunPaths, read_json
+from vlm_tui.core.records.command_file import read_command, recorded_topology
+from vlm_tui.core.records.folder import RunPaths
+from vlm_tui.core.records.metrics_file import TRAIN, read_records
+from vlm_tui.core.records.status_file import read_status
+from vlm_tui.core.records.values import finite
+from vlm_tui.core.runs.run_index import find_run, run_folders, summarise
 from vlm_tui.core.training_plugins import VLM_TUI_PLUGINS
 
 # ---- what the guide promises ------------------------------------------------------------
@@ -131,35 +135,12 @@ class RunThroughput:
         return self.state == "finished"
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _train_records(paths: RunPaths) -> list[dict[str, Any]]:
-    try:
-        with paths.metrics.open(encoding="utf-8", errors="replace") as stream:
-            lines = [line for line in stream if '"kind": "train"' in line]
-    except OSError:
-        return []
-    records = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("kind") == "train":
-            records.append(record)
-    return records
-
-
 def _loss_points(records: Iterable[dict[str, Any]]) -> tuple[LossPoint, ...]:
     points = []
     for record in records:
-        loss, step = _number(record.get("loss")), record.get("step")
+        loss, step = finite(record.get("loss")), record.get("step")
         if loss is not None and isinstance(step, int) and not isinstance(step, bool):
-            points.append(LossPoint(step, _number(record.get("epoch")), loss))
+            points.append(LossPoint(step, finite(record.get("epoch")), loss))
     if len(points) > KEEP_LOSS_POINTS:
         stride = math.ceil(len(points) / KEEP_LOSS_POINTS)
         points = [*points[:-1:stride], points[-1]]
@@ -169,7 +150,7 @@ def _loss_points(records: Iterable[dict[str, Any]]) -> tuple[LossPoint, ...]:
 def _trainable_tokens(records: Sequence[dict[str, Any]]) -> float | None:
     """axolotl's running count of trainable tokens, summed over every process."""
     for record in reversed(records):
-        count = _number(record.get("tokens/trainable"))
+        count = finite(record.get("tokens/trainable"))
         if count is not None:
             return count
     return None
@@ -186,10 +167,9 @@ def recorded_dataset_sources(status: Mapping[str, Any]) -> dict[str, str]:
 
 def read_run(paths: RunPaths) -> RunThroughput:
     """A run folder's figures; whatever it lacks reads as None (a reader never raises)."""
-    status = read_json(paths.status) or {}
-    command = read_json(paths.command) or {}
-    topology = command.get("topology")
-    topology = topology if isinstance(topology, dict) else {}
+    status = read_status(paths)
+    command = read_command(paths) or {}
+    topology = recorded_topology(command)
     summary = status.get("summary")
     summary = summary if isinstance(summary, dict) else {}
     try:
@@ -198,26 +178,24 @@ def read_run(paths: RunPaths) -> RunThroughput:
         )
     except (OSError, UnicodeDecodeError):
         config_id = None
-    records = _train_records(paths)
-    runtime = _number(summary.get("train_runtime"))
+    records = read_records(paths, TRAIN)
+    runtime = finite(summary.get("train_runtime"))
     tokens = _trainable_tokens(records)
     return RunThroughput(
         paths=paths,
         state=summarise(paths).state,
-        processes=recorded_processes(command),
-        other_node=any(
-            (_number(topology.get(key)) or 0) > 0 for key in ("node_rank", "global_rank")
-        ),
+        processes=topology.world_size,
+        other_node=topology.node_rank > 0 or topology.global_rank > 0,
         config_id=config_id,
-        samples_per_second=_number(summary.get("train_samples_per_second")),
-        steps_per_second=_number(summary.get("train_steps_per_second")),
+        samples_per_second=finite(summary.get("train_samples_per_second")),
+        steps_per_second=finite(summary.get("train_steps_per_second")),
         train_runtime_s=runtime,
         # Over the same train_runtime as samples/s: one logging window's figure (the monitor's)
         # can catch a checkpoint save and read half the rest.
         tokens_per_second=tokens / runtime if tokens is not None and runtime else None,
-        final_loss=_number(status.get("final_loss")),
+        final_loss=finite(status.get("final_loss")),
         losses=_loss_points(records),
-        best_eval_loss=_number(status.get("best_eval_loss")),
+        best_eval_loss=finite(status.get("best_eval_loss")),
     )
 
 

@@ -28,7 +28,6 @@ in supervisor.log.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import socket
@@ -46,17 +45,27 @@ from vlm_tui.core.host.telemetry import (
     Telemetry,
     TelemetrySample,
 )
-from vlm_tui.core.runs.run_record import (
+from vlm_tui.core.records.command_file import (
+    RecordedTopology,
+    read_command,
+    recorded_topology,
+)
+from vlm_tui.core.records.folder import (
     HEARTBEAT_INTERVAL_S,
     TERMINAL_STATES,
     RunPaths,
     iso,
     node_file_stem,
-    read_json,
     telemetry_folder,
     utc_now,
-    write_json_atomic,
 )
+from vlm_tui.core.records.heartbeat_file import (
+    append_sample,
+    read_heartbeat,
+    read_heartbeats,
+    write_heartbeat,
+)
+from vlm_tui.core.records.status_file import read_status
 
 # Node 0's run folder is looked for among those created this long before or after this node's
 # own: the longest rendezvous timeout, the most two nodes of one job can start apart.
@@ -67,7 +76,7 @@ CLOCK_SLACK_S = 60.0
 STALE_MASTER_S = 60.0
 # Distinct failures written to supervisor.log; a failure repeating every second is noted once.
 MAX_NOTES = 20
-# Run folders are named <UTC stamp>-<name>[-N] (run_record.create_run_folder).
+# Run folders are named <UTC stamp>-<name>[-N] (records.folder.create_run_folder).
 _STAMP = re.compile(r"^(\d{8}T\d{6}Z)-(.+)$")
 # One decimal is plenty for MiB, percent, watts and degrees, and keeps the lines short.
 _DECIMALS = 1
@@ -118,10 +127,6 @@ def sample_record(
     }
 
 
-def _whole(value: object, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
 def _moment(value: object) -> datetime | None:
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -149,21 +154,9 @@ def _base_name(run_id: str, node_rank: int) -> str:
     return name
 
 
-def _same_job(candidate: object, own: Mapping[str, Any]) -> bool:
-    if not isinstance(candidate, dict):
-        return False
-    return (
-        _whole(candidate.get("node_rank"), -1) == 0
-        and candidate.get("nodes") == own.get("nodes")
-        and candidate.get("master_addr") == own.get("master_addr")
-        and candidate.get("master_port") == own.get("master_port")
-    )
-
-
 def _master_heartbeat_stale(root: Path, now: float) -> bool:
     """Whether node 0 of that run stopped beating long ago without recording an end."""
-    for path in telemetry_folder(root).glob("node0-*.json"):
-        beat = read_json(path) or {}
+    for beat in read_heartbeats(root, "node0-*.json"):
         stamp = beat.get("time")
         if beat.get("state") in TERMINAL_STATES or not isinstance(stamp, int | float):
             continue
@@ -173,7 +166,7 @@ def _master_heartbeat_stale(root: Path, now: float) -> bool:
 
 def find_master_run(
     own: RunPaths,
-    topology: Mapping[str, Any],
+    topology: RecordedTopology,
     created_at: datetime | None,
     rejected: set[str] | None = None,
     now: float | None = None,
@@ -188,7 +181,7 @@ def find_master_run(
     rejected = rejected if rejected is not None else set()
     now = time.time() if now is None else now
     own_created = created_at.timestamp() if created_at else _stamp_seconds(own.run_id)
-    own_base = _base_name(own.run_id, _whole(topology.get("node_rank"), 0))
+    own_base = _base_name(own.run_id, topology.node_rank)
     try:
         entries = list(own.root.parent.iterdir())
     except OSError:
@@ -205,13 +198,14 @@ def find_master_run(
         ):
             rejected.add(name)
             continue
-        command = read_json(entry / "command.json")
+        candidate = RunPaths(entry)
+        command = read_command(candidate)
         if command is None:
             continue  # not a run folder yet, or still being written
-        if not _same_job(command.get("topology"), topology):
+        if not topology.same_job_as_node_zero(recorded_topology(command)):
             rejected.add(name)
             continue
-        status = read_json(entry / "status.json") or {}
+        status = read_status(candidate)
         ended = _moment(status.get("ended_at"))
         if (
             ended is not None
@@ -241,7 +235,7 @@ class NodeRecorder:
     def __init__(
         self,
         paths: RunPaths,
-        topology: Mapping[str, Any],
+        topology: RecordedTopology,
         *,
         state: Callable[[], str],
         pids: Callable[[], Collection[int]] = tuple,
@@ -252,9 +246,9 @@ class NodeRecorder:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.paths = paths
-        self.topology = dict(topology)
-        self.node_rank = _whole(topology.get("node_rank"), 0)
-        self.nodes = _whole(topology.get("nodes"), 1)
+        self.topology = topology
+        self.node_rank = topology.node_rank
+        self.nodes = topology.nodes
         self.host = host if host is not None else socket.gethostname()
         self.stem = node_file_stem(self.node_rank, self.host)
         self.interval_s = interval_s
@@ -263,7 +257,7 @@ class NodeRecorder:
         self._telemetry = telemetry if telemetry is not None else Telemetry()
         self._note = note
         self._wall_clock = wall_clock
-        self._created_at = _moment((read_json(paths.status) or {}).get("created_at"))
+        self._created_at = _moment(read_status(paths).get("created_at"))
         # Where the files go: this run's own folder until node 0's is found.
         self._root = paths.root
         self._cluster_run: str | None = None
@@ -384,8 +378,8 @@ class NodeRecorder:
         folder = telemetry_folder(self._root)
         folder.mkdir(parents=True, exist_ok=True)
         with self.samples_path.open("a", encoding="utf-8") as lines:
-            lines.write(json.dumps(record, allow_nan=False) + "\n")
-        write_json_atomic(self.heartbeat_path, self._heartbeat(record))
+            append_sample(lines, record)
+        write_heartbeat(self.heartbeat_path, self._heartbeat(record))
 
     def _heartbeat(self, record: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -425,6 +419,6 @@ class NodeRecorder:
         self._cluster_run = master.run_id
         self._searching = False
         # Readers of this node's own folder follow the pointer instead of seeing a dead node.
-        last = read_json(old_heartbeat)
+        last = read_heartbeat(old_heartbeat)
         if last is not None:
-            write_json_atomic(old_heartbeat, {**last, "moved_to": master.run_id})
+            write_heartbeat(old_heartbeat, {**last, "moved_to": master.run_id})

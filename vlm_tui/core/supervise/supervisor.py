@@ -49,15 +49,15 @@ import psutil
 
 from vlm_tui.core.host.detection import verification_lines
 from vlm_tui.core.output.run_state import OutputRecorder, RunState, parser_for_run
-from vlm_tui.core.runs.checkpoints import weights_saved_since
-from vlm_tui.core.runs.run_record import (
+from vlm_tui.core.records.command_file import read_command, recorded_topology
+from vlm_tui.core.records.folder import (
     STOP_REQUEST_VARIABLE,
     RunPaths,
     iso,
-    read_json,
     utc_now,
-    write_json_atomic,
 )
+from vlm_tui.core.records.status_file import StatusWriter
+from vlm_tui.core.runs.checkpoints import weights_saved_since
 from vlm_tui.core.supervise.node_recorder import NodeRecorder
 
 POLL_SECONDS = 0.1
@@ -103,31 +103,16 @@ def lower_session_priority(niceness: int) -> None:
         AUTOGROUP.write_text(f"{niceness}\n", encoding="ascii")
 
 
-class StatusWriter:
-    """status.json as a dict that is rewritten atomically on every change."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.data: dict[str, Any] = read_json(path) or {}
-
-    def update(self, **changes: Any) -> None:
-        # Called every second while training; an idle run (loading, saving) rewrites nothing.
-        if all(self.data.get(key, object()) == value for key, value in changes.items()):
-            return
-        self.data.update(changes)
-        write_json_atomic(self.path, self.data)
-
-
 class Supervisor:
     def __init__(self, paths: RunPaths) -> None:
         self.paths = paths
-        command = read_json(paths.command)
+        command = read_command(paths)
         if command is None:
             raise ValueError(f"{paths.command} is missing or unreadable")
         self.argv: list[str] = [str(part) for part in command["argv"]]
         self.cwd = str(command.get("cwd") or os.getcwd())
         self.parser = parser_for_run(command)
-        self.topology: dict[str, Any] = dict(command.get("topology") or {})
+        self.topology = recorded_topology(command)
         self.state = RunState()
         self.status = StatusWriter(paths.status)
         self.child: subprocess.Popen[bytes] | None = None
@@ -336,13 +321,13 @@ class Supervisor:
 
     def _verification_text(self) -> str:
         """The guide's verification lines, first in train.log so every front-end shows them."""
-        world_size = int(self.topology.get("world_size", 1))
+        world_size = self.topology.world_size or 1
         if world_size <= 1:
             return ""
         lines = verification_lines(
             world_size,
-            int(self.topology.get("global_rank", 0)),
-            int(self.topology.get("local_rank", 0)),
+            self.topology.global_rank,
+            self.topology.local_rank,
             datetime.now(),
         )
         return "".join(line + "\n" for line in lines)

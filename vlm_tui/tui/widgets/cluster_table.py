@@ -13,6 +13,7 @@ from textual.content import Content
 from textual.widgets import Static
 from textual.worker import Worker, get_current_worker
 
+from vlm_tui.core.records.folder import RunPaths
 from vlm_tui.core.runs.cluster import (
     LOST,
     ClusterView,
@@ -20,7 +21,6 @@ from vlm_tui.core.runs.cluster import (
     cluster_view,
     table_lines,
 )
-from vlm_tui.core.runs.run_record import RunPaths
 
 # Twice a heartbeat: a node that stops is shown lost at most half a beat after the reader
 # judges it so (a few small files a read; the GPU readings themselves are the supervisor's).
