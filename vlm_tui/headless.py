@@ -20,12 +20,15 @@ from vlm_tui.core.host.hardware import probe_hardware
 from vlm_tui.core.host.topology import resolve_topology
 from vlm_tui.core.launch import pre_launch, steps
 from vlm_tui.core.output.output_parser import LogLine
-from vlm_tui.core.output.run_state import RunState, clock
+from vlm_tui.core.output.run_state import RunState
 from vlm_tui.core.records.folder import RunPaths, runtime_s
 from vlm_tui.core.records.status_file import read_status
 from vlm_tui.core.request.axolotl_config import OUTPUTS_FOLDER, output_dir_for
 from vlm_tui.core.request.settings import Settings
 from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
+from vlm_tui.core.text import run_lines
+from vlm_tui.core.text.numbers import clock
+from vlm_tui.core.text.run_lines import ProgressFigures, outcome_lines
 
 POLL_SECONDS = 0.1
 INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl+C
@@ -37,19 +40,16 @@ def progress_line(state: RunState) -> str | None:
     progress = state.progress
     if progress is None:
         return None
-    parts = [f"{PREFIX} step {progress.step}/{progress.total or '?'}"]
-    if progress.total:
-        parts[0] += f" ({100 * progress.step // progress.total}%)"
-    if state.last_loss is not None:
-        parts.append(f"loss {state.last_loss:.4g}")
-    if state.eval_losses:
-        parts.append(f"eval {state.eval_losses[-1][1]:.4g}")
-    if state.learning_rate is not None:
-        parts.append(f"lr {state.learning_rate:.3g}")
-    if progress.steps_per_second:
-        parts.append(f"{progress.steps_per_second:.3g} it/s")
-    parts.append(f"ETA {clock(progress.remaining_s)}")
-    return "  ".join(parts)
+    figures = ProgressFigures(
+        step=progress.step,
+        total=progress.total,
+        remaining_s=progress.remaining_s,
+        steps_per_second=progress.steps_per_second,
+        loss=state.last_loss,
+        eval_loss=state.eval_losses[-1][1] if state.eval_losses else None,
+        learning_rate=state.learning_rate,
+    )
+    return f"{PREFIX} {run_lines.progress_line(figures)}"
 
 
 def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]) -> list[str]:
@@ -67,16 +67,10 @@ def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]
     if state.best_eval is not None:
         step, loss = state.best_eval
         lines.append(f"{PREFIX} eval loss: best {loss:.4g} at step {step}")
-    if outcome != "finished" and status.get("reason"):
-        lines.append(f"{PREFIX} reason: {status['reason']}")
-    if outcome == "failed" and status.get("cause"):
-        lines.append(f"{PREFIX} cause: {status['cause']}")
-        lines.append(f"{PREFIX} fix: {status.get('fix', '')}")
-    # The supervisor names it in status.json where the output does not (a graceful stop).
-    saved_to = state.model_saved_to or status.get("model_saved_to")
-    if saved_to:
-        lines.append(f"{PREFIX} model saved to {saved_to}")
-    elif state.checkpoints:
+    # The output's own word on the saved model first; status.json's where it has none (a stop).
+    shown = outcome_lines(status, ended=True, saved_to=state.model_saved_to)
+    lines += [f"{PREFIX} {line}" for line in shown]
+    if not any(line.startswith("model saved to") for line in shown) and state.checkpoints:
         lines.append(f"{PREFIX} last checkpoint: {state.checkpoints[-1]}")
     lines.append(f"{PREFIX} run record: {paths.root}")
     return lines

@@ -36,7 +36,7 @@ from vlm_tui.core.host.telemetry import Telemetry
 from vlm_tui.core.launch import pre_launch, steps
 from vlm_tui.core.launch.command import LaunchPlan
 from vlm_tui.core.output.output_parser import Progress
-from vlm_tui.core.output.run_state import EVAL_LOSS_KEY, TOKENS_PER_SECOND_KEY, clock
+from vlm_tui.core.output.run_state import EVAL_LOSS_KEY, TOKENS_PER_SECOND_KEY
 from vlm_tui.core.records.command_file import read_command, recorded_topology
 from vlm_tui.core.records.folder import TERMINAL_STATES, RunPaths
 from vlm_tui.core.records.metrics_file import EVAL, metric_point
@@ -44,6 +44,7 @@ from vlm_tui.core.records.status_file import read_status, recorded_progress
 from vlm_tui.core.request.axolotl_config import CHECKPOINT_TRIGGER_FILE
 from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
 from vlm_tui.core.runs.follow import RecordFollower
+from vlm_tui.core.text.run_lines import ProgressFigures, outcome_lines, progress_line, state_line
 from vlm_tui.tui.setup_values import error_text
 from vlm_tui.tui.widgets.cluster_table import ClusterTable
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel
@@ -55,10 +56,6 @@ POLL_SECONDS = 0.1
 # Bytes of train.log parsed per hand-over: small batches keep each UI update short.
 BATCH_BYTES = 256 * 1024
 CHART_EVERY_SECONDS = 0.5
-
-
-def _compact(number: float) -> str:
-    return f"{number / 1000:.1f}k" if number >= 1000 else f"{number:.3g}"
 
 
 @dataclass
@@ -79,38 +76,23 @@ class RunView:
     def progress_line(self) -> str:
         progress = self.progress
         if progress is None:
-            return "waiting for the trainer's first step"
-        parts = [f"step {progress.step}/{progress.total or '?'}"]
-        if progress.total:
-            parts[0] += f" ({100 * progress.step // progress.total}%)"
-        parts.append(f"ETA {clock(progress.remaining_s)}")
-        rate = progress.steps_per_second
-        if rate:
-            parts.append(f"{rate:.3g} it/s")
-            parts.append(f"{_compact(rate * self.samples_per_step)} samples/s")
-        if self.tokens_per_second_per_gpu is not None:
-            tokens = self.tokens_per_second_per_gpu * self.world_size
-            parts.append(f"{_compact(tokens)} tokens/s")
-        if self.last_loss is not None:
-            parts.append(f"loss {self.last_loss:.4g}")
-        if self.learning_rate is not None:
-            parts.append(f"lr {self.learning_rate:.3g}")
-        return "  ".join(parts)
+            return progress_line(None)
+        tokens = self.tokens_per_second_per_gpu
+        return progress_line(
+            ProgressFigures(
+                step=progress.step,
+                total=progress.total,
+                remaining_s=progress.remaining_s,
+                steps_per_second=progress.steps_per_second,
+                samples_per_step=self.samples_per_step,
+                tokens_per_second=None if tokens is None else tokens * self.world_size,
+                loss=self.last_loss,
+                learning_rate=self.learning_rate,
+            )
+        )
 
     def state_lines(self) -> list[str]:
-        state = str(self.status.get("state", "starting"))
-        code = self.status.get("exit_code")
-        lines = [state if code is None else f"{state} (exit {code})"]
-        if state != "finished" and self.status.get("reason"):
-            lines.append(f"reason: {self.status['reason']}")
-        if self.status.get("stop_notice") and not self.ended:
-            lines.append(f"stop: {self.status['stop_notice']}")
-        if self.status.get("cause"):
-            lines.append(f"cause: {self.status['cause']}")
-            lines.append(f"fix: {self.status.get('fix', '')}")
-        if self.status.get("model_saved_to"):
-            lines.append(f"model saved to {self.status['model_saved_to']}")
-        return lines
+        return [state_line(self.status), *outcome_lines(self.status, ended=self.ended)]
 
 
 @dataclass(frozen=True)

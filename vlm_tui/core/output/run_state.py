@@ -66,14 +66,6 @@ def parser_for_run(command: dict[str, Any]) -> OutputParser:
     )
 
 
-def clock(seconds: float | None) -> str:
-    """A duration as H:MM:SS for progress lines; "?" when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
 def _json_values(values: Mapping[str, float | int]) -> Mapping[str, float | int | str]:
     """Values as JSON can hold them (see records.values.encoded_metric)."""
     try:

@@ -31,6 +31,7 @@ from vlm_tui.core.records.folder import HEARTBEAT_INTERVAL_S, TERMINAL_STATES, R
 from vlm_tui.core.records.heartbeat_file import read_heartbeats
 from vlm_tui.core.records.status_file import read_status
 from vlm_tui.core.records.values import finite, whole_or
+from vlm_tui.core.text.table import aligned
 
 LOST_AFTER_BEATS = 3
 IDLE_GPU_PCT = 5.0
@@ -335,12 +336,7 @@ def row_cells(row: NodeRow) -> tuple[str, ...]:
 
 def table_lines(view: ClusterView) -> list[str]:
     """The cluster table as aligned text: a header, one line per node, then the note."""
-    rows = [HEADER, *(row_cells(row) for row in view.rows)]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(HEADER))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    lines = aligned([HEADER, *(row_cells(row) for row in view.rows)])
     if view.note:
         lines.append(view.note)
     return lines

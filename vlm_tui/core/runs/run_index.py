@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.output.run_state import clock
 from vlm_tui.core.records.command_file import read_command, recorded_topology
 from vlm_tui.core.records.folder import TERMINAL_STATES, RunPaths, runtime_s, utc_now
 from vlm_tui.core.records.status_file import read_status
 from vlm_tui.core.records.values import finite, whole
 from vlm_tui.core.runs.control import supervisor_alive
+from vlm_tui.core.text.numbers import clock, loss_text
+from vlm_tui.core.text.table import aligned
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,6 @@ def find_run(runs_root: Path, query: str | None) -> RunPaths:
     )
 
 
-def _loss(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
 def table_lines(summaries: Sequence[RunSummary]) -> list[str]:
     """`vlm-tui runs`: one aligned row a run, oldest first."""
     rows = [
@@ -146,14 +143,10 @@ def table_lines(summaries: Sequence[RunSummary]) -> list[str]:
                 steps,
                 "?" if one.processes is None else str(one.processes),
                 "-" if one.samples_per_second is None else f"{one.samples_per_second:.3g}",
-                _loss(one.first_loss),
-                _loss(one.last_loss),
-                _loss(one.best_eval_loss),
+                loss_text(one.first_loss),
+                loss_text(one.last_loss),
+                loss_text(one.best_eval_loss),
                 clock(one.runtime_s),
             )
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    return aligned(rows)

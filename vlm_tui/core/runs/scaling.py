@@ -30,6 +30,8 @@ from vlm_tui.core.records.metrics_file import TRAIN, read_records
 from vlm_tui.core.records.status_file import read_status
 from vlm_tui.core.records.values import finite
 from vlm_tui.core.runs.run_index import find_run, run_folders, summarise
+from vlm_tui.core.text.numbers import compact, duration, loss_text
+from vlm_tui.core.text.table import aligned
 from vlm_tui.core.training_plugins import VLM_TUI_PLUGINS
 
 # ---- what the guide promises ------------------------------------------------------------
@@ -316,21 +318,6 @@ NOTE_LINES = (
 )
 
 
-def compact(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.3g}"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
 def row_cells(one: ComparedRun) -> tuple[str, ...]:
     run = one.run
     return (
@@ -340,19 +327,11 @@ def row_cells(one: ComparedRun) -> tuple[str, ...]:
         compact(run.samples_per_second),
         compact(run.tokens_per_second),
         duration(run.train_runtime_s),
-        "-" if run.final_loss is None else f"{run.final_loss:.4g}",
-        "-" if run.best_eval_loss is None else f"{run.best_eval_loss:.4g}",
+        loss_text(run.final_loss),
+        loss_text(run.best_eval_loss),
         one.speedup_text,
         one.guide_text,
     )
-
-
-def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
 
 
 def table_lines(compared: Sequence[ComparedRun]) -> list[str]:
