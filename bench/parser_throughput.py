@@ -36,9 +36,10 @@ from typing import Any
 
 from bench.ui_flood import FILE_HEADER, machine_lines, replace_section
 from vlm_tui.core.output.output_parser import Metrics, parse_dict
-from vlm_tui.core.output.run_state import OutputRecorder, RunState, metric_line, parser_for_run
+from vlm_tui.core.output.run_state import metric_line
 from vlm_tui.core.records.folder import RunPaths, read_json
-from vlm_tui.core.supervise.supervisor import READ_CHUNK, STATUS_EVERY_SECONDS, StatusWriter
+from vlm_tui.core.records.status_file import StatusWriter
+from vlm_tui.core.supervise.recording import READ_CHUNK, record_finished_log
 
 SECTION_TITLE = "## Output throughput"
 # Where the section goes when BENCHMARKS.md does not have it yet: before this one.
@@ -397,29 +398,18 @@ class Recorded:
 
 
 def record_run(log: Path, folder: Path, logging_steps: int) -> Recorded:
-    """The supervisor's work on the log, as `Supervisor._follow` does it: 1 MiB binary reads,
-    each through OutputRecorder (parser, RunState, metrics.jsonl), and status.json rewritten
-    when a second has passed since the last rewrite (checked after each chunk), then at the end.
+    """The supervisor's work on the log, through its own recording step
+    (`record_finished_log`): 1 MiB binary reads, each through OutputRecorder (parser, RunState,
+    metrics.jsonl), and status.json rewritten when a second has passed since the last rewrite
+    (checked after each read), then at the end.
     """
     paths = RunPaths(folder)
     folder.mkdir(parents=True)
-    parser = parser_for_run({"logging_steps": logging_steps})
-    state = RunState()
-    status = StatusWriter(paths.status)
-    writes = 0
-    next_status = 0.0
-    with log.open("rb") as source, paths.metrics.open("a", encoding="utf-8") as metrics:
-        recorder = OutputRecorder(parser, state, metrics)
-        while chunk := source.read(READ_CHUNK):
-            recorder.feed(chunk, time.time())
-            now = time.monotonic()
-            if now >= next_status:
-                status.update(**state.status_fields())
-                writes += 1
-                next_status = now + STATUS_EVERY_SECONDS
-        recorder.finish(time.time())
-    status.update(**state.status_fields(), **state.failure_fields(), state="finished")
-    return Recorded(paths, writes + 1)
+    state, writes = record_finished_log(
+        paths, {"logging_steps": logging_steps}, {"state": "finished"}, log=log
+    )
+    StatusWriter(paths.status).update(**state.failure_fields())
+    return Recorded(paths, writes)
 
 
 # ---- measuring -----------------------------------------------------------------------------

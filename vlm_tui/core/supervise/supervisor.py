@@ -43,7 +43,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import Any
 
 import psutil
 
@@ -59,12 +59,11 @@ from vlm_tui.core.records.folder import (
 from vlm_tui.core.records.status_file import StatusWriter
 from vlm_tui.core.runs.checkpoints import weights_saved_since
 from vlm_tui.core.supervise.node_recorder import NodeRecorder
+from vlm_tui.core.supervise.recording import LogRecording
 
 POLL_SECONDS = 0.1
 PARSE_NICENESS = 5
-STATUS_EVERY_SECONDS = 1.0
 FORCE_GRACE_SECONDS = 10.0
-READ_CHUNK = 1 << 20
 # How long the end of a run waits for the processes it SIGKILLed to be gone.
 REAP_SECONDS = 5.0
 # Steps the training may still finish after a graceful stop was asked (the one under way, and
@@ -317,7 +316,8 @@ class Supervisor:
             os.nice(PARSE_NICENESS)
         lower_session_priority(PARSE_NICENESS)
         with self.paths.log.open("rb") as log_source, self.paths.metrics.open("a") as metrics:
-            return self._follow(log_source, OutputRecorder(self.parser, self.state, metrics))
+            recorder = OutputRecorder(self.parser, self.state, metrics)
+            return self._follow(LogRecording(log_source, recorder))
 
     def _verification_text(self) -> str:
         """The guide's verification lines, first in train.log so every front-end shows them."""
@@ -332,31 +332,27 @@ class Supervisor:
         )
         return "".join(line + "\n" for line in lines)
 
-    def _follow(self, log_source: BinaryIO, output: OutputRecorder) -> int:
+    def _follow(self, recording: LogRecording) -> int:
         assert self.child is not None
-        next_status = 0.0
         while True:
             exit_code = self.child.poll()
-            chunk = log_source.read(READ_CHUNK)
-            if chunk:
-                output.feed(chunk, time.time())
+            read = recording.read_once()
             now = time.monotonic()
             if self.force_deadline is not None and now >= self.force_deadline:
                 self._signal_group(signal.SIGKILL)
                 self._signal_tree(signal.SIGKILL)
                 self.force_deadline = None
-            if exit_code is not None and not chunk:
+            if exit_code is not None and not read:
                 break
-            if now >= next_status:
+            if recording.status_due(now):
                 self.status.update(**self.state.status_fields(), **self._cluster_fields())
                 if exit_code is None:
                     self._watch_graceful_stop(now)
                 self._watch_tree()
                 self._reap_orphans()
-                next_status = now + STATUS_EVERY_SECONDS
-            if not chunk:
+            if not read:
                 time.sleep(POLL_SECONDS)
-        output.finish(time.time())
+        recording.finish()
         # Workers the training forked (data loaders, ranks) must not outlive it; they are gone
         # before the end is recorded, so "stopped" means nothing of the run is left.
         self._clean_up()
