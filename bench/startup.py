@@ -5,7 +5,11 @@ machine's load drifts over all of them alike, in a fresh process with a cold int
 warm file cache (one untimed warm-up round first). Timed as wall clock from spawn to exit; the
 TUI's first frame is timed from spawn to the first screen it draws on a pseudo-terminal.
 
-    python -m bench.startup [--repeats 5] [--write-markdown BENCHMARKS.md]
+    python -m bench.startup [--repeats 5] [--against TREE] [--write-markdown BENCHMARKS.md]
+
+`--against TREE` (a checkout of vlm-tui, e.g. `git worktree add TREE <commit>`) also times
+`--help` and the dry run of that code, in the same rounds: a change's cost to start-up, side by
+side.
 """
 
 from __future__ import annotations
@@ -83,7 +87,13 @@ def first_frame_s(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
         os.close(master)
 
 
-def workloads(scratch: Path) -> list[tuple[str, str, Callable[[], float]]]:
+REPO = Path(__file__).resolve().parent.parent
+BEFORE = " (before)"
+
+
+def workloads(
+    scratch: Path, against: Path | None = None
+) -> list[tuple[str, str, Callable[[], float]]]:
     """(name, command as shown, timed call) for each command measured."""
     env = {
         **os.environ,
@@ -97,9 +107,11 @@ def workloads(scratch: Path) -> list[tuple[str, str, Callable[[], float]]]:
     work = scratch / "work"
     work.mkdir()
     vlm = [sys.executable, "-m", "vlm_tui"]
+    # This checkout's code, whichever checkout the environment was installed from.
+    env["PYTHONPATH"] = str(REPO)
 
-    def timed(argv: list[str]) -> Callable[[], float]:
-        return lambda: _run(argv, work, env)
+    def timed(argv: list[str], code: Path = REPO) -> Callable[[], float]:
+        return lambda: _run(argv, work, {**env, "PYTHONPATH": str(code)})
 
     found: list[tuple[str, str, Callable[[], float]]] = [
         ("vlm-tui --help", "vlm-tui --help", timed([*vlm, "--help"])),
@@ -114,6 +126,23 @@ def workloads(scratch: Path) -> list[tuple[str, str, Callable[[], float]]]:
             lambda: first_frame_s([*vlm, "--demo"], work, env),
         ),
     ]
+    if against is not None:
+        found.insert(
+            1,
+            (
+                "vlm-tui --help" + BEFORE,
+                "vlm-tui --help" + BEFORE,
+                timed([*vlm, "--help"], against),
+            ),
+        )
+        found.insert(
+            3,
+            (
+                "vlm-tui --no-ui --dry-run --demo" + BEFORE,
+                "vlm-tui --no-ui --dry-run --demo" + BEFORE,
+                timed([*vlm, "--no-ui", "--dry-run", "--demo"], against),
+            ),
+        )
     for tool, argv in (
         ("accelerate launch --help", ["accelerate", "launch", "--help"]),
         ("axolotl --help", ["axolotl", "--help"]),
@@ -124,9 +153,9 @@ def workloads(scratch: Path) -> list[tuple[str, str, Callable[[], float]]]:
     return found
 
 
-def measure(repeats: int, *, warm_up: bool = True) -> list[Timing]:
+def measure(repeats: int, *, warm_up: bool = True, against: Path | None = None) -> list[Timing]:
     with tempfile.TemporaryDirectory(prefix="vlm-tui-startup-") as folder:
-        runs = workloads(Path(folder))
+        runs = workloads(Path(folder), against)
         for _, _, call in runs if warm_up else []:
             call()  # warm-up: the file cache, not the interpreter
         seconds: dict[str, list[float]] = {name: [] for name, _, _ in runs}
@@ -164,6 +193,11 @@ def verdict(timings: Sequence[Timing]) -> str:
     axolotl = by_name.get("axolotl --help")
     if axolotl is not None:
         parts.append(f"`axolotl --help` takes {axolotl.median / dry:.1f}x the dry run.")
+    for name in ("vlm-tui --help", "vlm-tui --no-ui --dry-run --demo"):
+        before = by_name.get(name + BEFORE)
+        if before is not None and name in by_name:
+            ratio = by_name[name].median / before.median
+            parts.append(f"`{name}` now takes {ratio:.2f}x what it took before.")
     return " ".join(parts)
 
 
@@ -199,8 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--write-markdown", type=Path, metavar="FILE")
+    parser.add_argument("--against", type=Path, metavar="TREE", help="time this checkout too")
     args = parser.parse_args(argv)
-    timings = measure(max(args.repeats, 1))
+    timings = measure(max(args.repeats, 1), against=args.against)
     text = section(timings, args.repeats)
     print(text)
     if args.write_markdown is not None:

@@ -23,3 +23,15 @@ def test_the_verdict_compares_medians() -> None:
     assert "**met** (0.250 s)" in verdict(timings)
     assert "**met** (20.0x" in verdict(timings)
     assert table(timings).splitlines()[2] == "| `dry` | 0.250 | 0.200 | 0.900 | 3 |"
+
+
+def test_the_verdict_compares_with_the_code_before() -> None:
+    timings = [
+        Timing("vlm-tui --no-ui --dry-run --demo", "dry", [0.2]),
+        Timing("vlm-tui --no-ui --dry-run --demo (before)", "dry before", [0.25]),
+        Timing("vlm-tui --help", "help", [0.3]),
+        Timing("vlm-tui --help (before)", "help before", [0.2]),
+    ]
+    text = verdict(timings)
+    assert "`vlm-tui --no-ui --dry-run --demo` now takes 0.80x what it took before." in text
+    assert "`vlm-tui --help` now takes 1.50x what it took before." in text

@@ -7,11 +7,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from vlm_tui.core.errors import SetupError, UserError
-from vlm_tui.core.records.folder import RUNS_FOLDER, RunPaths
 from vlm_tui.core.request.settings import FIELDS, settings_from_values
+
+if TYPE_CHECKING:
+    from vlm_tui.core.records.folder import RunPaths
 
 USAGE_ERROR = 2
 RUN_HELP = "Runs are the folders under runs/ in the current directory."
@@ -93,6 +95,7 @@ def tui(options: argparse.Namespace, request: Any, attach_to: Any = None) -> int
 
 def find_run_folder(query: str | None) -> RunPaths:
     """The run a RUN argument names under ./runs (the newest live one when none is named)."""
+    from vlm_tui.core.records.folder import RUNS_FOLDER
     from vlm_tui.core.runs.run_index import find_run
 
     return find_run(Path.cwd() / RUNS_FOLDER, query)
