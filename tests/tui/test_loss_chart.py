@@ -9,6 +9,7 @@ import pytest
 from rich.style import Style
 from textual.app import App, ComposeResult
 
+from vlm_tui.core.output.loss_history import downsample, smooth
 from vlm_tui.tui.widgets.loss_chart import (
     WAITING_TEXT,
     LossChart,
@@ -16,8 +17,6 @@ from vlm_tui.tui.widgets.loss_chart import (
     axis_labels,
     chart_rows,
     compact_number,
-    downsample,
-    smooth,
 )
 
 BLANK = " "

@@ -35,6 +35,7 @@ from vlm_tui.core.host.detection import command_line, topology_lines
 from vlm_tui.core.host.telemetry import Telemetry
 from vlm_tui.core.launch import pre_launch, steps
 from vlm_tui.core.launch.command import LaunchPlan
+from vlm_tui.core.output.loss_history import LossHistory, LossSeries
 from vlm_tui.core.output.output_parser import Progress
 from vlm_tui.core.output.run_state import EVAL_LOSS_KEY, TOKENS_PER_SECOND_KEY
 from vlm_tui.core.records.command_file import read_command, recorded_topology
@@ -49,7 +50,7 @@ from vlm_tui.tui.setup_values import error_text
 from vlm_tui.tui.widgets.cluster_table import ClusterTable
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel
 from vlm_tui.tui.widgets.log_view import LogView
-from vlm_tui.tui.widgets.loss_chart import LossChart, LossHistory, LossSeries
+from vlm_tui.tui.widgets.loss_chart import LossChart
 
 PREFIX = "[vlm-tui]"
 POLL_SECONDS = 0.1

@@ -20,10 +20,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-Point = tuple[float, float]
+from vlm_tui.core.output.loss_history import LossHistory, LossSeries, Point, downsample
 
 WAITING_TEXT = "waiting for the first logged loss"
-SMOOTHING_WEIGHT = 0.9
 
 # Bit of each dot in a braille cell, indexed [dot row][dot column] (Unicode braille layout).
 _DOT_BITS: tuple[tuple[int, int], ...] = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
@@ -34,64 +33,6 @@ _EMPTY_CELL = " "
 # Below this size the axes would crowd out the curve, so only the header is shown.
 _MIN_CHART_ROWS = 2
 _MIN_CHART_COLUMNS = 8
-
-
-# Points kept per series: past 2 x KEEP_POINTS a series is folded to its envelope (per-bucket
-# min and max): still more points than the dot columns of a wide terminal.
-KEEP_POINTS = 600
-
-
-def _folded(points: list[Point]) -> list[Point]:
-    return points if len(points) <= 2 * KEEP_POINTS else downsample(points, KEEP_POINTS // 2)
-
-
-def smooth(values: Sequence[float], weight: float = SMOOTHING_WEIGHT) -> list[float]:
-    """Exponential moving average, debiased like TensorBoard's smoothing.
-
-    Without debiasing the average starts at zero and the first points would sit far below
-    the data; dividing by `1 - weight**n` makes the first output equal the first input.
-    """
-    if not 0.0 <= weight < 1.0:
-        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
-    smoothed: list[float] = []
-    average = 0.0
-    bias = 1.0  # weight**n, kept as a running product instead of a power each step
-    for value in values:
-        average = average * weight + (1.0 - weight) * value
-        bias *= weight
-        smoothed.append(average / (1.0 - bias))
-    return smoothed
-
-
-def downsample(points: Sequence[Point], buckets: int) -> list[Point]:
-    """Reduce `points` to at most `2 * buckets + 2` while keeping the curve's envelope.
-
-    Each x bucket keeps its lowest and highest point, so spikes survive; the first and last
-    points are always kept so the chart spans the whole run.
-    """
-    count = len(points)
-    if buckets < 1 or count <= 2 * buckets:
-        return list(points)
-    xs = [x for x, _ in points]
-    x_low = min(xs)
-    x_span = max(xs) - x_low
-    lowest: list[int] = [-1] * buckets
-    highest: list[int] = [-1] * buckets
-    for index, (x, y) in enumerate(points):
-        if x_span > 0:
-            bucket = min(int((x - x_low) / x_span * buckets), buckets - 1)
-        else:
-            # Every x equal: bucket by position so the reduction still happens.
-            bucket = index * buckets // count
-        low = lowest[bucket]
-        if low < 0 or y < points[low][1]:
-            lowest[bucket] = index
-        high = highest[bucket]
-        if high < 0 or y > points[high][1]:
-            highest[bucket] = index
-    kept = {0, count - 1, *lowest, *highest}
-    kept.discard(-1)
-    return [points[index] for index in sorted(kept)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,82 +233,6 @@ def format_loss(value: float) -> str:
 
 def _format_step(step: float) -> str:
     return str(int(step)) if step == int(step) else f"{step:g}"
-
-
-@dataclass(frozen=True, slots=True)
-class LossSeries:
-    """What the chart draws: raw and smoothed loss, learning rate, and the lowest loss."""
-
-    losses: tuple[Point, ...] = ()
-    smoothed: tuple[Point, ...] = ()
-    learning_rates: tuple[Point, ...] = ()
-    lowest: Point = (0.0, 0.0)
-    # Evaluation losses (a point per evaluation) and the lowest of them.
-    evals: tuple[Point, ...] = ()
-    best_eval: Point | None = None
-
-
-class LossHistory:
-    """A run's loss curve, kept small: smoothed as points arrive, folded when long.
-
-    The cost of `extend` is that of the new points: smoothing is carried forward one point at a
-    time, and a series longer than 2 x KEEP_POINTS is folded down to its envelope, so a run of
-    a million steps costs as little to keep as one of a thousand. No Textual here: the monitor's
-    worker thread keeps one and hands the screen finished `LossSeries`.
-    """
-
-    def __init__(self) -> None:
-        self._losses: list[Point] = []
-        self._smoothed: list[Point] = []
-        self._learning_rates: list[Point] = []
-        self._lowest: Point = (0.0, 0.0)
-        self._evals: list[Point] = []
-        self._best_eval: Point | None = None
-        self._average = 0.0
-        self._bias = 1.0
-
-    def extend(
-        self,
-        losses: Sequence[tuple[int, float]],
-        learning_rates: Sequence[tuple[int, float]] = (),
-        evals: Sequence[tuple[int, float]] = (),
-    ) -> None:
-        """Add points logged after the ones already kept (non-finite values are left out)."""
-        for step, loss in evals:
-            if math.isfinite(loss):
-                point = (float(step), float(loss))
-                self._evals.append(point)
-                if self._best_eval is None or point[1] < self._best_eval[1]:
-                    self._best_eval = point
-        self._evals = _folded(self._evals)
-        weight = SMOOTHING_WEIGHT
-        for step, loss in losses:
-            if not math.isfinite(loss):
-                continue
-            point = (float(step), float(loss))
-            self._losses.append(point)
-            self._average = self._average * weight + (1.0 - weight) * point[1]
-            self._bias *= weight
-            self._smoothed.append((point[0], self._average / (1.0 - self._bias)))
-            if len(self._losses) == 1 or point[1] < self._lowest[1]:
-                self._lowest = point
-        self._learning_rates.extend(
-            (float(step), float(rate)) for step, rate in learning_rates if math.isfinite(rate)
-        )
-        self._losses = _folded(self._losses)
-        self._smoothed = _folded(self._smoothed)
-        self._learning_rates = _folded(self._learning_rates)
-
-    def series(self) -> LossSeries:
-        """A copy to draw from, safe to hand to another thread."""
-        return LossSeries(
-            tuple(self._losses),
-            tuple(self._smoothed),
-            tuple(self._learning_rates),
-            self._lowest,
-            tuple(self._evals),
-            self._best_eval,
-        )
 
 
 class LossChart(Widget):
