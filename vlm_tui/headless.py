@@ -12,15 +12,13 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from vlm_tui.core.checks import doctor
 from vlm_tui.core.host.detection import command_line, detect, topology_lines
 from vlm_tui.core.host.hardware import probe_hardware
 from vlm_tui.core.host.topology import resolve_topology
 from vlm_tui.core.launch import pre_launch, steps
-from vlm_tui.core.output.output_parser import LogLine
-from vlm_tui.core.output.run_state import RunState
 from vlm_tui.core.records.folder import RunPaths, runtime_s
 from vlm_tui.core.records.status_file import read_status
 from vlm_tui.core.request.axolotl_config import OUTPUTS_FOLDER, output_dir_for
@@ -29,6 +27,9 @@ from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
 from vlm_tui.core.text import run_lines
 from vlm_tui.core.text.numbers import clock
 from vlm_tui.core.text.run_lines import ProgressFigures, outcome_lines
+
+if TYPE_CHECKING:  # the parser and the run state: only a run being followed needs them
+    from vlm_tui.core.output.run_state import RunState
 
 POLL_SECONDS = 0.1
 INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl+C
@@ -120,7 +121,9 @@ def follow(
     detach_on_interrupt: bool = False,
 ) -> tuple[RunState, dict[str, object], bool]:
     """Print the run's output until it ends; Ctrl+C stops it, or detaches (True is returned)."""
-    from vlm_tui.core.runs.follow import RunFollower  # the parser: not needed by a dry run
+    # The parser: imported here, so a dry run never pays for its patterns.
+    from vlm_tui.core.output.output_parser import LogLine
+    from vlm_tui.core.runs.follow import RunFollower
 
     follower = RunFollower(paths)
     stopper = Stopper(supervisor, out)
