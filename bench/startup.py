@@ -210,14 +210,26 @@ METHOD = (
 )
 
 
-def section(timings: Sequence[Timing], repeats: int) -> str:
+def commit_of(tree: Path) -> str:
+    """The commit a checkout is at, for the section to name what "before" was."""
+    done = subprocess.run(
+        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip()[:100] or str(tree)
+
+
+def section(timings: Sequence[Timing], repeats: int, before: str | None = None) -> str:
+    against = f" --against TREE` (TREE at {before})" if before else "`"
     return "\n".join(
         [
             SECTION_TITLE,
             "",
             METHOD,
             "",
-            f"`python -m {MODULE} --repeats {repeats}`. Machine:",
+            f"`python -m {MODULE} --repeats {repeats}{against}. Machine:",
             "",
             *machine_lines(),
             "",
@@ -236,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--against", type=Path, metavar="TREE", help="time this checkout too")
     args = parser.parse_args(argv)
     timings = measure(max(args.repeats, 1), against=args.against)
-    text = section(timings, args.repeats)
+    before = commit_of(args.against) if args.against is not None else None
+    text = section(timings, args.repeats, before)
     print(text)
     if args.write_markdown is not None:
         path: Path = args.write_markdown
