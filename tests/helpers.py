@@ -142,3 +142,20 @@ def script_run(root: Path, code: str) -> RunPaths:
     )
     write_json_atomic(paths.status, {"run_id": paths.run_id, "state": "created"})
     return paths
+
+
+def modules_after(code: str, cwd: Path) -> set[str]:
+    """Every module a fresh interpreter holds after running `code` (the honest way to see what
+    an import really pulled in)."""
+    probe = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=cwd,
+        env=clean_environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))

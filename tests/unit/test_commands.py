@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import pkgutil
-import subprocess
-import sys
 from pathlib import Path
 
 import vlm_tui.commands
-from tests.helpers import clean_environ
+from tests.helpers import modules_after
 from vlm_tui.commands import COMMANDS, DEFAULT, load
 
 SHARED = {"common"}
@@ -26,25 +23,14 @@ def test_every_subcommand_module_is_registered_and_has_its_two_functions() -> No
 
 
 def test_help_imports_only_the_command_it_shows(tmp_path: Path) -> None:
-    probe = (
-        "import contextlib, io, json, sys\n"
+    code = (
+        "import contextlib, io\n"
         "from vlm_tui.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n"
         "        main(['stop', '--help'])\n"
         "    except SystemExit:\n"
-        "        pass\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('vlm_tui.commands.'))))\n"
+        "        pass"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        env=clean_environ(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    loaded = sorted(m for m in modules_after(code, tmp_path) if m.startswith("vlm_tui.commands."))
     assert loaded == ["vlm_tui.commands.common", "vlm_tui.commands.stop"]

@@ -7,16 +7,13 @@ an import really pulled in.
 from __future__ import annotations
 
 import ast
-import json
 import pkgutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import vlm_tui.core
-from tests.helpers import clean_environ
+from tests.helpers import modules_after
 
 HEAVY = ("torch", "transformers", "tokenizers", "PIL", "accelerate", "axolotl", "peft", "datasets")
 CORE_MODULES = sorted(
@@ -25,22 +22,8 @@ CORE_MODULES = sorted(
 
 
 def _imported_after(code: str, cwd: Path) -> set[str]:
-    probe = (
-        "import json, sys\n"
-        f"{code}\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=cwd,
-        env=clean_environ(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    """The top-level packages a fresh interpreter holds after running `code`."""
+    return {module.split(".")[0] for module in modules_after(code, cwd)}
 
 
 def test_version_checks_read_metadata_without_importing_the_stack(tmp_path: Path) -> None:

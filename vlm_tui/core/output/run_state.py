@@ -23,8 +23,16 @@ from vlm_tui.core.output.output_parser import (
     Summary,
     TracebackEvent,
 )
-from vlm_tui.core.records.metrics_file import encode_line
-from vlm_tui.core.records.values import encoded_metric
+from vlm_tui.core.records.metrics_file import (
+    CHECKPOINT,
+    ERROR,
+    EVAL,
+    MODEL_SAVED,
+    SUMMARY,
+    TRAIN,
+    encode_line,
+)
+from vlm_tui.core.records.values import encoded_metric, finite
 
 if TYPE_CHECKING:
     from vlm_tui.core.output.failure_hints import FailureScanner
@@ -80,22 +88,22 @@ def _json_values(values: Mapping[str, float | int]) -> Mapping[str, float | int 
 def metric_record(event: Event, time: float) -> dict[str, Any] | None:
     """The metrics.jsonl line for an event, or None for events that are not recorded."""
     if isinstance(event, Metrics | EvalMetrics):
-        kind = "train" if isinstance(event, Metrics) else "eval"
+        kind = TRAIN if isinstance(event, Metrics) else EVAL
         values = _json_values(event.values)
         return {"kind": kind, "time": round(time, 3), "step": event.step, **values}
     if isinstance(event, Summary):
-        return {"kind": "summary", "time": round(time, 3), **_json_values(event.values)}
+        return {"kind": SUMMARY, "time": round(time, 3), **_json_values(event.values)}
     if isinstance(event, CheckpointSaved):
         return {
-            "kind": "checkpoint",
+            "kind": CHECKPOINT,
             "time": round(time, 3),
             "step": event.step,
             "path": event.path,
         }
     if isinstance(event, ModelSaved):
-        return {"kind": "model_saved", "time": round(time, 3), "path": event.path}
+        return {"kind": MODEL_SAVED, "time": round(time, 3), "path": event.path}
     if isinstance(event, TracebackEvent):
-        return {"kind": "error", "time": round(time, 3), "error": event.error, "rank": event.rank}
+        return {"kind": ERROR, "time": round(time, 3), "error": event.error, "rank": event.rank}
     return None
 
 
@@ -211,13 +219,13 @@ class RunState:
             else {
                 "step": progress.step,
                 "total": progress.total,
-                "steps_per_second": _finite(progress.steps_per_second),
-                "elapsed_s": _finite(progress.elapsed_s),
-                "remaining_s": _finite(progress.remaining_s),
+                "steps_per_second": finite(progress.steps_per_second),
+                "elapsed_s": finite(progress.elapsed_s),
+                "remaining_s": finite(progress.remaining_s),
             },
             "steps": self.step,
-            "first_loss": _finite(self.first_loss),
-            "final_loss": _finite(self.last_loss),
+            "first_loss": finite(self.first_loss),
+            "final_loss": finite(self.last_loss),
             "summary": {key: encoded_metric(value) for key, value in self.summary.items()},
             "checkpoints": list(self.checkpoints),
             "model_saved_to": self.model_saved_to,
@@ -263,10 +271,6 @@ def _larger(so_far: float | None, value: object) -> float | None:
     if math.isnan(value):
         return math.inf
     return float(value) if so_far is None else max(so_far, float(value))
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 class OutputRecorder:

@@ -99,17 +99,19 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def moment_of(value: object) -> datetime | None:
+    """A time as `iso` wrote it, read back; None when missing or unreadable."""
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def runtime_s(status: Mapping[str, Any], now: datetime | None = None) -> float | None:
     """Seconds from status.json's start to its end (to `now` for a run not ended yet, when
     given); None when a time is missing or unreadable."""
-
-    def moment(key: str) -> datetime | None:
-        try:
-            return datetime.fromisoformat(str(status[key]).replace("Z", "+00:00"))
-        except (KeyError, ValueError):
-            return None
-
-    started, ended = moment("started_at"), moment("ended_at") or now
+    started = moment_of(status.get("started_at"))
+    ended = moment_of(status.get("ended_at")) or now
     return (ended - started).total_seconds() if started and ended else None
 
 

@@ -1,1 +1,1 @@
-"""Run folders as front-ends read them: layout, index, followers, cluster, history."""
+"""Run folders as front-ends read them: index, followers, cluster, history, steering."""

@@ -1,8 +1,9 @@
 """The cluster table: one row per node of a run, read from the heartbeats in its run folder.
 
 Only reads. Each node's supervisor writes `telemetry/node<rank>-<host>.json` (see
-`node_telemetry`) into node 0's run folder; a node other than 0 names that folder in its own
-status.json (`cluster_run`), so the table is the same whichever node's run is asked about.
+`supervise/node_recorder`) into node 0's run folder; a node other than 0 names that folder in
+its own status.json (`cluster_run`), so the table is the same whichever node's run is asked
+about.
 
 Flags, judged by the reader:
 - `lost`: the heartbeat is older than LOST_AFTER_BEATS intervals and its last state is not an end;

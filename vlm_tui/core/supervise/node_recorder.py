@@ -55,6 +55,7 @@ from vlm_tui.core.records.folder import (
     TERMINAL_STATES,
     RunPaths,
     iso,
+    moment_of,
     node_file_stem,
     telemetry_folder,
     utc_now,
@@ -125,13 +126,6 @@ def sample_record(
         "run_cpu_pct": _round(tree.cpu_pct),
         "run_rss_mib": _round(tree.rss_mib),
     }
-
-
-def _moment(value: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _stamp_seconds(run_id: str) -> float | None:
@@ -206,7 +200,7 @@ def find_master_run(
             rejected.add(name)
             continue
         status = read_status(candidate)
-        ended = _moment(status.get("ended_at"))
+        ended = moment_of(status.get("ended_at"))
         if (
             ended is not None
             and created_at is not None
@@ -257,7 +251,7 @@ class NodeRecorder:
         self._telemetry = telemetry if telemetry is not None else Telemetry()
         self._note = note
         self._wall_clock = wall_clock
-        self._created_at = _moment(read_status(paths).get("created_at"))
+        self._created_at = moment_of(read_status(paths).get("created_at"))
         # Where the files go: this run's own folder until node 0's is found.
         self._root = paths.root
         self._cluster_run: str | None = None
