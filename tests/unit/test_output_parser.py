@@ -268,8 +268,8 @@ def _state(step: int, total: int = 20, desc: str = "", tail: str = "") -> str:
 def parse_slowly(data: bytes, cuts: Iterable[int] = (), logging_steps: int = 1) -> list[Event]:
     """`parse` with every segment read by the regexes: no redraw skipped, no bar read by form."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(output_parser._BarForm, "redraw", lambda self, bar_text: None)
-        patch.setattr(output_parser._BarForm, "progress", lambda self, text: None)
+        patch.setattr(output_parser.BarForm, "redraw", lambda self, bar_text: None)
+        patch.setattr(output_parser.BarForm, "progress", lambda self, text: None)
         return parse(data, cuts, logging_steps=logging_steps)
 
 

@@ -40,6 +40,7 @@ OTHER_JSON = {
     "core/data/dataset_rows.py": "the user's dataset",
     "core/request/model_family.py": "a local model's config.json",
     "core/host/topology.py": "SageMaker's host list from the environment",
+    "core/output/chunk_reader.py": "the training's printed metric dicts, rewritten to JSON",
     "training/token_count.py": "the run's dataset rows",
 }
 JSON_READERS = {"read_json", "write_json_atomic", "load", "loads"}

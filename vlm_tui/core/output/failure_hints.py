@@ -793,6 +793,30 @@ def _any_of(needles: list[str]) -> str:
 _PREFILTER = re.compile(_any_of([rule.needle for rule in _RULES]))
 
 
+def lines_that_may_hint(texts: list[str]) -> list[int]:
+    """The indexes of the lines that may give a hint (every other one gives none): one
+    prefilter search over them all together (no needle holds a newline)."""
+    joined = "\n".join(texts)
+    found: list[int] = []
+    index, counted_to = 0, 0
+    match = _PREFILTER.search(joined)
+    escape = joined.find("\x1b")
+    while match is not None or escape >= 0:
+        at = min(escape if escape >= 0 else len(joined), match.start() if match else len(joined))
+        index += joined.count("\n", counted_to, at)
+        found.append(index)
+        # On to the next line: one hit is enough for this one.
+        line_end = joined.find("\n", at)
+        if line_end < 0:
+            break
+        counted_to = line_end
+        if match is not None and match.start() < line_end:
+            match = _PREFILTER.search(joined, line_end)
+        if 0 <= escape < line_end:
+            escape = joined.find("\x1b", line_end)
+    return found
+
+
 def hint_for_line(text: str) -> FailureHint | None:
     """The most specific hint for one log line, or None for an ordinary line."""
     if "\x1b" in text:

@@ -460,7 +460,7 @@ def _form(text: str) -> bytes:
     return text.encode().translate(_DIGITS_AS_ZERO)
 
 
-class _BarForm:
+class BarForm:
     """The form of a parsed bar with a total: its text with digits as '0', and its fields' spans.
 
     The bar regexes treat every digit alike, so a text of the same form is a bar too, matched
@@ -507,6 +507,25 @@ class _BarForm:
             text[remaining[0] : remaining[1]] if remaining[0] >= 0 else None,
         )
 
+    def step_of(self, text: str, total: str, total_at: int) -> int | None:
+        """The step a text starting with a bar of this form and this total text shows, if it
+        does (progress() without a Progress: the one reading a bulk reader needs per dict)."""
+        length = self.length
+        if (
+            not text.startswith(self.head)
+            or len(text) < length
+            or not text.startswith(total, total_at)
+            or _form(text[:length]) != self.form
+        ):
+            return None
+        start, end = self.spans[0]
+        return int(text[start:end]) if self.plain_step else _count(text[start:end])
+
+    def total_of(self, text: str) -> tuple[str, int]:
+        """The total's text in a bar of this form, and where it starts."""
+        start, end = self.spans[1]
+        return text[start:end], start
+
     def redraw(self, bar_text: str) -> _Redraw:
         """What an earlier redraw of this bar of this form is like (the last one is kept: one
         bar is redrawn over and over)."""
@@ -522,7 +541,7 @@ class _Redraw:
 
     __slots__ = ("description", "form", "total", "total_at")
 
-    def __init__(self, form: _BarForm, bar_text: str) -> None:
+    def __init__(self, form: BarForm, bar_text: str) -> None:
         self.form = form.form
         self.total_at, end = form.spans[1]
         self.total = bar_text[self.total_at : end]
@@ -540,7 +559,7 @@ class _Redraw:
 
 
 # What _segments makes of an empty segment: blank, no bar.
-_BLANK: tuple[str, Progress | None, int, _BarForm | None] = ("", None, 0, None)
+_BLANK: tuple[str, Progress | None, int, BarForm | None] = ("", None, 0, None)
 
 _QUOTES = ("'", '"')
 _NUMBER_MAX_CHARS = 64
@@ -699,19 +718,34 @@ class OutputParser:
         self._trainer_step: int | None = None
         self._tracebacks: dict[int | None, _Traceback] = {}
         # The form of the last bar with a total that the regexes read.
-        self._bar_form: _BarForm | None = None
+        self._bar_form: BarForm | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Event]:
         out: list[Event] = []
         try:
-            # A str is accepted too, so a careless caller still gets events, not an error.
-            raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
-            text = self._decoder.decode(raw)
+            text = self.decode(data)
             if text:
                 self._consume(text, out)
         except Exception as exc:  # never let a bug here kill the supervisor
+            self._recover(exc, out)
+        return out
+
+    def decode(self, data: bytes) -> str:
+        """Raw bytes as text, a character split across reads kept for the next (feed() does
+        this; a caller that splits the text itself decodes here and feeds feed_text)."""
+        # A str is accepted too, so a careless caller still gets events, not an error.
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+        return self._decoder.decode(raw)
+
+    def feed_text(self, text: str) -> list[Event]:
+        """feed() for text that decode() gave."""
+        out: list[Event] = []
+        try:
+            if text:
+                self._consume(text, out)
+        except Exception as exc:
             self._recover(exc, out)
         return out
 
@@ -735,6 +769,48 @@ class OutputParser:
             self._recover(exc, out)
         self._decoder.reset()
         return out
+
+    # -- for a reader that skips lines (core.output.chunk_reader) ---------------------------------
+
+    @property
+    def at_line_start(self) -> bool:
+        """Nothing of a line is pending: a whole line may be fed, or skipped, next."""
+        return not self._parts and self._line_text is None and self._line_bar is None
+
+    @property
+    def traceback_ranks(self) -> frozenset[int | None]:
+        """The ranks whose traceback is still being read: their lines matter to it."""
+        return frozenset(self._tracebacks)
+
+    def read_bar(self, raw: str) -> tuple[Progress, BarForm | None] | None:
+        """The bar a raw segment starts with (its state, and its form when it has a total), as
+        a line through feed() would read it; None when it starts with none."""
+        _seg, progress, _end, form = self._classify(raw)
+        return None if progress is None else (progress, form)
+
+    def is_trainer_bar(self, progress: Progress) -> bool:
+        """Is this the trainer's bar (no description, the trainer's total)?"""
+        return (
+            not progress.description
+            and progress.total is not None
+            and progress.total == self._trainer_total
+        )
+
+    def bar_read(self, progress: Progress, out: list[Event]) -> None:
+        """A bar state read on a skipped line: what feed() would have done with it."""
+        self._emit_progress(progress, out)
+
+    def trainer_step_read(self, step: int) -> None:
+        """The trainer's bar showed `step` (read by its form, no Progress made)."""
+        self._trainer_step = step
+
+    def next_train_step(self) -> int:
+        """The step of a training dict printed now (see _dict), and the parser moved past it."""
+        step = self._step + self._logging_steps
+        if self._trainer_step is not None and self._trainer_step > step:
+            step = self._trainer_step
+        self._step = step
+        return step
 
     @property
     def trainer_total(self) -> int | None:
@@ -872,7 +948,7 @@ class OutputParser:
         seg, progress, end, _ = self._classify(raw)
         self._classified_segment(seg, progress, end, out)
 
-    def _classify(self, raw: str) -> tuple[str, Progress | None, int, _BarForm | None]:
+    def _classify(self, raw: str) -> tuple[str, Progress | None, int, BarForm | None]:
         """A segment cleaned ("" when blank) and the bar it starts with: its state, its end and
         its form (None for a bar without a total).
 
@@ -893,7 +969,7 @@ class OutputParser:
         end = m.end()
         if m.re is not _BAR_TOTAL:
             return seg, _bar_progress(m), end, None
-        form = self._bar_form = _BarForm(seg[:end], m)
+        form = self._bar_form = BarForm(seg[:end], m)
         return seg, _bar_progress(m), end, form
 
     def _classified_segment(
@@ -992,11 +1068,7 @@ class OutputParser:
             return None
         # The bar shown when the dict is printed is at most the true step (tqdm throttles
         # redraws), and steps advance by logging_steps: the larger is the best guess.
-        step = self._step + self._logging_steps
-        if self._trainer_step is not None and self._trainer_step > step:
-            step = self._trainer_step
-        self._step = step
-        return Metrics(step, values)
+        return Metrics(self.next_train_step(), values)
 
     # -- tracebacks ----------------------------------------------------------------------------
 
@@ -1081,6 +1153,9 @@ class OutputParser:
         self._line_text = None
         self._line_bar = None
         self._tracebacks.clear()
-        out.append(
-            LogLine(f"{PARSER_ERROR_PREFIX}{type(exc).__name__}: {exc}", "ERROR", None, None)
-        )
+        out.append(parser_error(exc))
+
+
+def parser_error(exc: Exception) -> LogLine:
+    """The log line that reports a bug in the parser (it never raises instead)."""
+    return LogLine(f"{PARSER_ERROR_PREFIX}{type(exc).__name__}: {exc}", "ERROR", None, None)

@@ -161,6 +161,37 @@ class RunState:
                 self._apply(event)
         self.failures.feed_lines(lines)
 
+    def absorb_training_dicts(self, steps: list[int], dicts: list[dict[str, float | int]]) -> None:
+        """apply() of Metrics(step, values) for each pair, at once: a bulk reader's dicts, whose
+        values are all numbers (bools excluded) and each with a 'loss'."""
+        if not steps:
+            return
+        self.step = steps[-1]
+        losses = [float(values["loss"]) for values in dicts]
+        if self.first_loss is None:
+            self.first_loss = losses[0]
+        self.last_loss = losses[-1]
+        self.losses += zip(steps, losses, strict=True)
+        rates = [
+            (step, float(rate))
+            for step, values in zip(steps, dicts, strict=True)
+            if (rate := values.get("learning_rate")) is not None
+        ]
+        if rates:
+            self.learning_rate = rates[-1][1]
+            self.learning_rates += rates
+        for values in reversed(dicts):
+            tokens = values.get(TOKENS_PER_SECOND_KEY)
+            if tokens is not None and math.isfinite(tokens):
+                self.tokens_per_second_per_gpu = float(tokens)
+                break
+        self.most_trainable_tokens = _largest(
+            self.most_trainable_tokens, [values.get(TRAINABLE_TOKENS_KEY) for values in dicts]
+        )
+        self.largest_grad_norm = _largest(
+            self.largest_grad_norm, [values.get(GRAD_NORM_KEY) for values in dicts]
+        )
+
     def _apply(self, event: Event) -> None:
         if isinstance(event, Progress):
             # Dataset "Map" bars have a description; evaluation bars have none either, but
@@ -271,6 +302,17 @@ def _larger(so_far: float | None, value: object) -> float | None:
     if math.isnan(value):
         return math.inf
     return float(value) if so_far is None else max(so_far, float(value))
+
+
+def _largest(so_far: float | None, logged: list[float | int | None]) -> float | None:
+    """_larger over numbers in turn (None: not logged)."""
+    numbers = [value for value in logged if value is not None]
+    if not numbers:
+        return so_far
+    if any(math.isnan(value) for value in numbers):
+        return math.inf
+    most = float(max(numbers))
+    return most if so_far is None else max(so_far, most)
 
 
 class OutputRecorder:

@@ -33,6 +33,16 @@ def encode_line(record: Mapping[str, Any]) -> str:
     return _encode(record) + "\n"
 
 
+def encode_train_lines(time: float, steps: list[int], metric_objects: list[str]) -> str:
+    """The train lines of dicts already written as JSON objects of finite numbers (a bulk
+    reader's): each as encode_line would write {"kind": "train", "time", "step", **metrics}."""
+    head = _encode({"kind": TRAIN, "time": round(time, 3)})[:-1] + ', "step": '
+    return "".join(
+        f"{head}{step}, {metrics[1:]}\n" if len(metrics) > 2 else f"{head}{step}}}\n"
+        for step, metrics in zip(steps, metric_objects, strict=True)
+    )
+
+
 def decode_line(raw: bytes | str) -> dict[str, Any] | None:
     """A line's record, or None for a torn or foreign line (a reader must never stop on one)."""
     try:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from vlm_tui.core.output.chunk_reader import ChunkRecorder
 from vlm_tui.core.output.run_state import OutputRecorder, RunState, parser_for_run
 from vlm_tui.core.records.folder import RunPaths
 from vlm_tui.core.records.status_file import StatusWriter
@@ -59,10 +60,12 @@ def record_finished_log(
     end_status: Mapping[str, Any],
     wall_clock: Callable[[], float] = time.time,
     log: Path | None = None,
+    recorder_type: type[OutputRecorder] = ChunkRecorder,
 ) -> tuple[RunState, int]:
     """Record a complete train.log (or `log`, read in place) into the run folder as the
     supervisor would have, then status.json's end (`end_status` over the output's fields).
-    The state, and how many times status.json was written."""
+    The state, and how many times status.json was written. `recorder_type`: OutputRecorder
+    records through the reference parser line by line (the benchmark's before)."""
     state = RunState()
     status = StatusWriter(paths.status)
     writes = 0
@@ -70,7 +73,7 @@ def record_finished_log(
         (log or paths.log).open("rb") as source,
         paths.metrics.open("a", encoding="utf-8") as metrics,
     ):
-        recorder = OutputRecorder(parser_for_run(dict(command)), state, metrics)
+        recorder = recorder_type(parser_for_run(dict(command)), state, metrics)
         recording = LogRecording(source, recorder, wall_clock)
         while recording.read_once():
             if recording.status_due(time.monotonic()):

@@ -48,7 +48,8 @@ from typing import Any
 import psutil
 
 from vlm_tui.core.host.detection import verification_lines
-from vlm_tui.core.output.run_state import OutputRecorder, RunState, parser_for_run
+from vlm_tui.core.output.chunk_reader import ChunkRecorder
+from vlm_tui.core.output.run_state import RunState, parser_for_run
 from vlm_tui.core.records.command_file import read_command, recorded_topology
 from vlm_tui.core.records.folder import (
     STOP_REQUEST_VARIABLE,
@@ -316,7 +317,7 @@ class Supervisor:
             os.nice(PARSE_NICENESS)
         lower_session_priority(PARSE_NICENESS)
         with self.paths.log.open("rb") as log_source, self.paths.metrics.open("a") as metrics:
-            recorder = OutputRecorder(self.parser, self.state, metrics)
+            recorder = ChunkRecorder(self.parser, self.state, metrics)
             return self._follow(LogRecording(log_source, recorder))
 
     def _verification_text(self) -> str:
