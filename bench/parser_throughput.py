@@ -6,8 +6,11 @@ over a cleared bar, axolotl and torch log lines, Python warnings, eval bars and 
 checkpoint saves, a few rank tracebacks, the final summary). Then, in interleaved rounds:
 
 - limit: a bare Python loop that reads the file line by line in text mode and does nothing;
-- vlm-tui: exactly the supervisor's per-chunk work on 1 MiB binary reads (`RunRecorder`:
-  parser, RunState, metrics.jsonl), plus the status.json rewrite once per simulated second.
+- vlm-tui: exactly the supervisor's per-chunk work on 1 MiB binary reads (`ChunkRecorder`:
+  the lines that matter through the parser, metric dicts in bulk, RunState, metrics.jsonl),
+  plus the status.json rewrite once per simulated second;
+- before: the same with the recorder the supervisor used before, `OutputRecorder` (every line
+  through the reference parser), so the two are measured side by side.
 
     python -m bench.parser_throughput [--lines 1000000] [--rounds 5] [--write-markdown FILE]
 """
@@ -36,7 +39,7 @@ from typing import Any
 
 from bench.ui_flood import FILE_HEADER, machine_lines, replace_section
 from vlm_tui.core.output.output_parser import Metrics, parse_dict
-from vlm_tui.core.output.run_state import metric_line
+from vlm_tui.core.output.run_state import OutputRecorder, metric_line
 from vlm_tui.core.records.folder import RunPaths, read_json
 from vlm_tui.core.records.status_file import StatusWriter
 from vlm_tui.core.supervise.recording import READ_CHUNK, record_finished_log
@@ -58,36 +61,36 @@ QUICK_LINES = 5_000
 NOTES = """\
 What makes it fast, and what was measured before:
 
-- A bar redraw that a later redraw of the same bar replaces in the same read is skipped
-  unparsed: it has the bar's form (its UTF-8 with digits as `0`, one `bytes.translate` per
-  line) and its total, and its Progress would collapse into the later one anyway. Another state
-  of the last bar form seen is read by slicing, not by the regexes; the rate and times of a
-  Progress, and the level, logger and rank of a log line, are parsed on first use (the
-  supervisor reads neither; status.json shows one Progress a second).
-- The failure scanner reads each read's log lines with one prefilter search over all of them;
-  a line the parser read as a metric dict is not scanned (it holds the trainer's numbers, not a
-  message). RunState takes a read's events at once; one JSON encoder writes every record.
-- Before this (the parser classifying every line and parsing every redraw, every line through
-  the prefilter, `json.dumps` per record), the same pipeline ran at 90,244 lines/s on this
-  log, 0.024x the limit, measured side by side with the new code in one run on this machine
-  (5 interleaved rounds): the new code ran at 233,275 lines/s there, 0.063x the limit, 2.6x
-  faster, and wrote the same 59,712 records.
+- The supervisor reads per 1 MiB read, not per line (`core/output/chunk_reader.py`): one split
+  into lines, then the lines that matter are found with operations that run in C over all of
+  them (the text each line shows last, `{` for dicts, one failure-prefilter search over those
+  texts, finds for save lines and traceback starts, one `bytes.translate` for control
+  characters). Only those lines go through the reference parser; the lines between are not
+  read at all, except for the trainer bar: before a line the reference reads and at the end of
+  the read, the last trainer bar of the skipped lines is read, searching back from their end
+  (one or two segments, usually).
+- The metric dicts are read in bulk: one regex with possessive repeats checks all of a read's
+  dicts against the plain form a training prints, six `str.replace` turn them into JSON, one
+  `json.loads` decodes them, and their `metrics.jsonl` lines are written from that JSON text
+  (no number formatted again); RunState takes their numbers in one call. A dict's step comes
+  from the bar drawn just before it, read by the bar's form (slicing, no regex).
+- What the reference parser does to be fast (a redraw replaced later in the same read skipped
+  by its form, fields parsed on first use) still serves the lines it reads and the log views,
+  which follow train.log with it.
+- The parser's history on this log: 90,244 lines/s (0.024x) when it classified every line
+  and parsed every redraw; 233,275 lines/s (0.063x, 2.6x faster) with the reference's own
+  speed-ups; the *before* row above is that parser, run in the same rounds as the chunk
+  reader.
 
-What is left, and why it stays: the limit is one C loop that decodes, finds a line end and
-makes a string, 0.3 to 0.4 us a line here; half its speed leaves 0.6 to 0.8 us a line, what
-some 20 calls of an empty Python function cost here, or one match of the bar regex. Three
-things cost more:
-
-- Each metric dict is parsed into numbers and written back as JSON: about 10 us to read its
-  11 values (a regex over the line, a `float` each) and about 6 us to format them (float repr
-  dominates). The row "the metric dicts alone" does only that, and alone takes several times
-  the limit's whole time, with one dict every 17 lines.
-- Each physical line (about 7 of the limit's lines here) still passes a dozen Python calls:
-  split into segments, clean, tell bar from text, build its events, fold them into RunState.
-- The events themselves: a Progress per bar that survives the skipping, a LogLine per line.
-
-Reaching half the limit would need this in C (a compiled extension; the core is stdlib-only
-Python) or recording less than every metric the training prints."""
+What is left, and why the target is missed: the limit is one C loop that decodes, finds a line
+end and makes a string. Each of the steps that remain is itself a C pass over much of the
+read, or a Python step per metric dict, and several of them alone take a good part of the
+limit's time: decoding and splitting (the reference row above), the prefilter search over the
+lines' texts (the same search the reference does), and for each of the 57,749 dicts its share
+of the check, the rewrite and the decoding, plus reading its step from the bar before it and
+folding it into RunState (a few microseconds each, Python). Half the limit would need the dicts
+decoded and the lines scanned in one compiled pass (an extension module; the core has none),
+or recording fewer of the numbers the training prints."""
 
 SECONDS_PER_STEP = 0.45
 EPOCHS = 3.0
@@ -396,17 +399,26 @@ class Recorded:
     def status(self) -> dict[str, Any]:
         return read_json(self.paths.status) or {}
 
+    def decoded(self) -> list[dict[str, Any]]:
+        """metrics.jsonl's records, time left out (each pass has its own clock)."""
+        with self.paths.metrics.open(encoding="utf-8") as lines:
+            return [{**json.loads(line), "time": 0} for line in lines]
 
-def record_run(log: Path, folder: Path, logging_steps: int) -> Recorded:
+
+def record_run(log: Path, folder: Path, logging_steps: int, *, before: bool = False) -> Recorded:
     """The supervisor's work on the log, through its own recording step
-    (`record_finished_log`): 1 MiB binary reads, each through OutputRecorder (parser, RunState,
-    metrics.jsonl), and status.json rewritten when a second has passed since the last rewrite
-    (checked after each read), then at the end.
+    (`record_finished_log`): 1 MiB binary reads, each through ChunkRecorder (or, `before`,
+    OutputRecorder: every line through the parser), and status.json rewritten when a second
+    has passed since the last rewrite (checked after each read), then at the end.
     """
     paths = RunPaths(folder)
     folder.mkdir(parents=True)
     state, writes = record_finished_log(
-        paths, {"logging_steps": logging_steps}, {"state": "finished"}, log=log
+        paths,
+        {"logging_steps": logging_steps},
+        {"state": "finished"},
+        log=log,
+        **({"recorder_type": OutputRecorder} if before else {}),
     )
     StatusWriter(paths.status).update(**state.failure_fields())
     return Recorded(paths, writes)
@@ -416,11 +428,13 @@ def record_run(log: Path, folder: Path, logging_steps: int) -> Recorded:
 
 LIMIT = "limit"
 VLM_TUI = "vlm-tui"
+BEFORE = "before"
 SPLIT = "split"
 DICTS = "dicts"
 WORKLOADS = {
     LIMIT: "limit: bare `for line in f: pass`, text mode",
-    VLM_TUI: "vlm-tui: parser, RunState, metrics.jsonl, status.json",
+    VLM_TUI: "vlm-tui: chunk reader, RunState, metrics.jsonl, status.json",
+    BEFORE: "before: every line through the parser (the reference), the same records",
     SPLIT: "reference: decode and split into lines and segments only",
     DICTS: "reference: the metric dicts alone, parsed and recorded",
 }
@@ -446,6 +460,8 @@ class Measurement:
     status_writes: int
     peak_rss_mb: dict[str, float]
     profile: list[ProfileRow]
+    # Did the reference recorder write the same records and status.json?
+    same_as_before: bool
 
     def median(self, workload: str) -> float:
         return statistics.median(self.seconds[workload])
@@ -461,6 +477,11 @@ class Measurement:
     @property
     def cpu_ratio(self) -> float:
         return self.cpu_median(LIMIT) / self.cpu_median(VLM_TUI)
+
+    @property
+    def speed_up(self) -> float:
+        """vlm-tui's speed over the reference recorder's, from medians taken side by side."""
+        return self.median(BEFORE) / self.median(VLM_TUI)
 
 
 def peak_rss_mb(workload: str, log: Path, logging_steps: int) -> float:
@@ -480,7 +501,7 @@ def _rss_of(workload: str, log: Path, logging_steps: int) -> float:
         split_only(log)
     else:
         with tempfile.TemporaryDirectory(prefix="vlm-tui-throughput-") as scratch:
-            record_run(log, Path(scratch) / "run", logging_steps)
+            record_run(log, Path(scratch) / "run", logging_steps, before=workload == BEFORE)
     return _peak_rss_mb()
 
 
@@ -528,11 +549,16 @@ def measure(
         calls: dict[str, Callable[[int], object]] = {
             LIMIT: lambda _: bare_read(path),
             VLM_TUI: lambda index: record_run(path, scratch / f"run-{index}", logging_steps),
+            BEFORE: lambda index: record_run(
+                path, scratch / f"before-{index}", logging_steps, before=True
+            ),
             SPLIT: lambda _: split_only(path),
             DICTS: lambda index: dicts_only(dict_lines, scratch / f"dicts-{index}.jsonl"),
         }
         recorded = record_run(path, scratch / "warm-up", logging_steps)  # warms the file cache
         records, status = recorded.records(), recorded.status()
+        reference = record_run(path, scratch / "warm-up-before", logging_steps, before=True)
+        same = reference.decoded() == recorded.decoded() and reference.status() == status
         seconds: dict[str, list[float]] = {name: [] for name in calls}
         cpu: dict[str, list[float]] = {name: [] for name in calls}
         for index in range(rounds):
@@ -541,11 +567,13 @@ def measure(
                 call(index)
                 seconds[name].append(time.perf_counter() - started)
                 cpu[name].append(time.process_time() - cpu_started)
-        rss = {name: peak_rss_mb(name, path, logging_steps) for name in (LIMIT, VLM_TUI, SPLIT)}
+        rss = {
+            name: peak_rss_mb(name, path, logging_steps) for name in (LIMIT, VLM_TUI, BEFORE, SPLIT)
+        }
         profile = profile_rows(path, scratch, logging_steps, profile_entries)
         size = path.stat().st_size
     return Measurement(
-        log, size, seconds, cpu, records, status, recorded.status_writes, rss, profile
+        log, size, seconds, cpu, records, status, recorded.status_writes, rss, profile, same
     )
 
 
@@ -562,10 +590,14 @@ METHOD = (
     "the final lines. Lines are counted as the limit reads them: text mode ends one at each "
     "carriage return too, so a bar redraw is a line. Each round runs every workload once on the "
     "same file (warm in the page cache), in one process: *limit* is the issue's bare loop; "
-    "*vlm-tui* is the supervisor's work on that output (`OutputRecorder`: 1 MiB binary reads, "
-    "`OutputParser.feed`, `RunState`, a `metrics.jsonl` record per metric, eval, summary, "
-    "checkpoint and traceback, flushed per read; `StatusWriter` rewriting `status.json` when a "
-    "second has passed, as `Supervisor._follow` does) into a fresh run folder. Two references "
+    "*vlm-tui* is the supervisor's work on that output (`ChunkRecorder`: 1 MiB binary reads, "
+    "the lines that matter found per read and handed to `OutputParser`, the metric dicts read "
+    "in bulk, `RunState`, a `metrics.jsonl` record per metric, eval, summary, checkpoint and "
+    "traceback, flushed per read; `StatusWriter` rewriting `status.json` when a second has "
+    "passed, as `Supervisor._follow` does) into a fresh run folder; *before* is the same with "
+    "`OutputRecorder`, every line through `OutputParser.feed` (the reference, what the "
+    "supervisor ran before), in the same rounds, and its records and `status.json` are "
+    "compared with vlm-tui's. Two references "
     "bound what any parser of this output costs: decoding and splitting the same reads into "
     "lines and segments, nothing else; and only the metric dicts (their lines picked out "
     "before timing), each parsed into numbers and written as its record. Peak RSS is the peak "
@@ -620,11 +652,14 @@ def verdict(result: Measurement) -> str:
     met = "met" if ratio >= TARGET_RATIO else "missed"
     split = result.median(LIMIT) / result.median(SPLIT)
     dicts = result.median(DICTS) / result.median(LIMIT)
+    same = "the same" if result.same_as_before else "**not** the same"
     return (
         f"vlm-tui runs at **{ratio:.2f}x** the limit's speed (medians of wall time measured side "
         f"by side; {result.cpu_ratio:.2f}x by CPU time). Target (at least {TARGET_RATIO:g}x the "
-        f"limit): **{met}**. Decoding and splitting alone run at {split:.2f}x the limit; the "
-        f"metric dicts alone take {dicts:.2f}x the limit's time."
+        f"limit): **{met}**. Against the reference recorder it ran side by side with: "
+        f"**{result.speed_up:.2f}x** as fast, and wrote {same} records and `status.json`. "
+        f"Decoding and splitting alone run at {split:.2f}x the limit; the reference's reading "
+        f"of the metric dicts alone takes {dicts:.2f}x the limit's time."
     )
 
 

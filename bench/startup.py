@@ -159,8 +159,11 @@ def measure(repeats: int, *, warm_up: bool = True, against: Path | None = None) 
         for _, _, call in runs if warm_up else []:
             call()  # warm-up: the file cache, not the interpreter
         seconds: dict[str, list[float]] = {name: [] for name, _, _ in runs}
-        for _ in range(repeats):
-            for name, _, call in runs:
+        for round_number in range(repeats):
+            # Every other round in reverse: no command always runs right after the same one
+            # (the first one of a round came after the heaviest tool of the last).
+            order = runs if round_number % 2 == 0 else runs[::-1]
+            for name, _, call in order:
                 seconds[name].append(call())
         return [Timing(name, shown, seconds[name]) for name, shown, _ in runs]
 
@@ -203,10 +206,10 @@ def verdict(timings: Sequence[Timing]) -> str:
 
 METHOD = (
     "Method: each command runs in a fresh process, rounds interleaved (every command once per "
-    "round) after one untimed warm-up round, so the file cache is warm and load drift falls on "
-    "all alike; wall clock from spawn to exit. The TUI's first frame is timed from spawn to the "
-    "first bytes on a pseudo-terminal that contain its title. Ratios are of medians taken in "
-    "the same run."
+    "round, every other round in reverse order) after one untimed warm-up round, so the file "
+    "cache is warm and load drift falls on all alike; wall clock from spawn to exit. The "
+    "TUI's first frame is timed from spawn to the first bytes on a pseudo-terminal that "
+    "contain its title. Ratios are of medians taken in the same run."
 )
 
 

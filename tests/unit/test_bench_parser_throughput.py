@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.parser_throughput import (
+    BEFORE,
     EVAL_EVERY_STEPS,
     LIMIT,
     SAVE_EVERY_STEPS,
@@ -60,11 +61,13 @@ def test_the_log_holds_what_it_claims_and_reads_as_counted(tmp_path: Path) -> No
 
 
 def test_every_workload_is_timed_each_round(result: Measurement) -> None:
-    for workload in (LIMIT, VLM_TUI, SPLIT):
+    for workload in (LIMIT, VLM_TUI, BEFORE, SPLIT):
         assert len(result.seconds[workload]) == len(result.cpu_seconds[workload]) == 2
         assert all(seconds > 0 for seconds in result.seconds[workload])
         assert result.peak_rss_mb[workload] > 0
-    assert result.ratio > 0 and result.cpu_ratio > 0
+    assert result.ratio > 0 and result.cpu_ratio > 0 and result.speed_up > 0
+    # The reference recorder, run beside it, wrote the same records and status.json.
+    assert result.same_as_before
     assert 0 < len(result.profile) <= 5
     assert all(row.calls > 0 and 0 <= row.share <= 1 for row in result.profile)
 
@@ -105,7 +108,9 @@ def test_the_section_has_every_figure(result: Measurement) -> None:
         "`python -m bench.parser_throughput --lines 9000 --rounds 2`. Machine:",
         "| bar redraws |",
         "| limit: bare `for line in f: pass`, text mode |",
-        "| vlm-tui: parser, RunState, metrics.jsonl, status.json |",
+        "| vlm-tui: chunk reader, RunState, metrics.jsonl, status.json |",
+        "| before: every line through the parser (the reference), the same records |",
+        "the same records and `status.json`",
         "Target (at least 0.5x the limit): **",
         "### Where the time goes",
     ):
