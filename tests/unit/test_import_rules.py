@@ -60,7 +60,7 @@ def test_dry_run_does_not_import_the_training_stack(tmp_path: Path) -> None:
 # layer are independent of each other. The shared base (`errors`, `training_child`,
 # `training_plugins`) is below them all.
 CORE_LAYERS: tuple[tuple[str, ...], ...] = (
-    ("launch",),
+    ("launch", "after"),
     ("supervise",),
     ("runs",),
     ("output", "checks", "request", "data"),

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "attach": "vlm_tui.commands.attach",
     "stop": "vlm_tui.commands.stop",
     "status": "vlm_tui.commands.status",
+    "try": "vlm_tui.commands.try_run",
     DEFAULT: "vlm_tui.commands.run",
 }
 

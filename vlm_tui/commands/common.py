@@ -93,9 +93,10 @@ def tui(options: argparse.Namespace, request: Any, attach_to: Any = None) -> int
     return code if isinstance(code, int) else 0
 
 
-def find_run_folder(query: str | None) -> RunPaths:
-    """The run a RUN argument names under ./runs (the newest live one when none is named)."""
+def find_run_folder(query: str | None, *, live_first: bool = True) -> RunPaths:
+    """The run a RUN argument names under ./runs (when none is named: the newest live one, or
+    without `live_first` the newest of all)."""
     from vlm_tui.core.records.folder import RUNS_FOLDER
     from vlm_tui.core.runs.run_index import find_run
 
-    return find_run(Path.cwd() / RUNS_FOLDER, query)
+    return find_run(Path.cwd() / RUNS_FOLDER, query, live_first=live_first)

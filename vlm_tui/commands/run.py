@@ -20,7 +20,8 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
         " Also: `vlm-tui doctor` (the pre-flight checks alone), `vlm-tui runs [--compare]`"
         " (every run here; their speed-ups),"
         " `vlm-tui attach [RUN]` (watch a run again), `vlm-tui stop [RUN]`,"
-        " `vlm-tui status [RUN]` (a run's state and its nodes).",
+        " `vlm-tui status [RUN]` (a run's state and its nodes), `vlm-tui try [RUN]` (the base"
+        " and the fine-tuned model's answers, side by side).",
         allow_abbrev=False,
     )
     mode = parser.add_argument_group("what to run")
