@@ -93,6 +93,20 @@ def refused(
     return lines[0]
 
 
+def refused_command(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """`vlm-tui ARGS` in this process, refused as a user mistake must be: exit 2, one stderr
+    line (returned), no traceback."""
+    code: object
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err.strip()
+
+
 def guide_node_env(demo_cache: Path, rank: int, port: int) -> dict[str, str]:
     """The guide's variables for one node of a two-node job on this host."""
     return clean_environ(

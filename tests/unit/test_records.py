@@ -41,8 +41,8 @@ OTHER_JSON = {
     "core/request/model_family.py": "a local model's config.json",
     "core/host/topology.py": "SageMaker's host list from the environment",
     "core/output/chunk_reader.py": "the training's printed metric dicts, rewritten to JSON",
-    "core/after/trying.py": "the answering child's lines",
-    "training/try_model.py": "its request, on stdin",
+    "core/after/child_lines.py": "a training-stack child's answer lines",
+    "training/child_protocol.py": "a training-stack child's request, on stdin",
     "training/token_count.py": "the run's dataset rows",
 }
 JSON_READERS = {"read_json", "write_json_atomic", "load", "loads"}

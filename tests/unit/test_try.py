@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from harness.images import tiny_png
-from tests.helpers import clean_environ
-from vlm_tui.cli import main
+from tests.helpers import clean_environ, refused_command
+from vlm_tui.commands.common import find_trained_run
 from vlm_tui.core.after.try_request import IMAGE_PROMPT, try_request
 from vlm_tui.core.after.trying import Answer, Loaded, answers_alike, ask, one_line
 from vlm_tui.core.errors import SetupError, UserError
@@ -191,13 +191,7 @@ def test_the_command_refuses_in_one_line_with_exit_2(
         (["try", "--max-new-tokens", "0"], "from 1 to 4096"),
         (["try", "nothing-like-it"], "RUN: no run matches 'nothing-like-it'"),
     ):
-        try:
-            code = main(args)
-        except SystemExit as exit_:
-            code = exit_.code
-        err = capsys.readouterr().err
-        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
-        assert "Traceback" not in err
+        assert words in refused_command(args, capsys)
 
 
 def test_a_child_that_cannot_load_is_one_line(tmp_path: Path) -> None:
@@ -206,7 +200,7 @@ def test_a_child_that_cannot_load_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SetupError) as failed:
         list(ask(request, clean_environ()))
     message = str(failed.value)
-    assert message.startswith("the models could not answer: ") and "\n" not in message
+    assert message.startswith("answering failed: ") and "\n" not in message
 
 
 def test_answers_are_one_printable_line_and_compared_by_their_start() -> None:
@@ -215,3 +209,20 @@ def test_answers_are_one_printable_line_and_compared_by_their_start() -> None:
     assert not answers_alike("A green circle.", "A red circle.")
     assert not answers_alike("anything", "")
     assert Answer(0, "base", "x") != Loaded("cpu", 1.0)
+
+
+def test_without_a_run_named_the_newest_run_that_saved_weights_is_tried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained = make_run(tmp_path)
+    # A newer dry run beside it saved nothing.
+    dry = RunPaths(trained.root.parent / "20261203T000000Z-model-2")
+    dry.root.mkdir()
+    dry.config.write_text(yaml.safe_dump({"base_model": "x", "output_dir": str(tmp_path / "no")}))
+    dry.status.write_text(json.dumps({"state": "dry_run"}))
+    monkeypatch.chdir(tmp_path)
+    assert find_trained_run(None) == trained
+    assert find_trained_run(dry.run_id) == dry  # named: that one, to be refused with its reason
+    trained.config.write_text(yaml.safe_dump({"base_model": "x", "output_dir": "/nowhere.invalid"}))
+    with pytest.raises(UserError, match="saved weights yet"):
+        find_trained_run(None)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "stop": "vlm_tui.commands.stop",
     "status": "vlm_tui.commands.status",
     "try": "vlm_tui.commands.try_run",
+    "merge": "vlm_tui.commands.merge",
     DEFAULT: "vlm_tui.commands.run",
 }
 

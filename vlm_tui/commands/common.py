@@ -32,14 +32,14 @@ def spellings(name: str) -> list[str]:
     return [f"--{name}"] if dashed == name else [f"--{name}", f"--{dashed}"]
 
 
-def run_parser(command: str) -> argparse.ArgumentParser:
-    """A parser for a command about one run that already exists (attach, stop, status)."""
+def run_parser(command: str, default: str = "the newest live run") -> argparse.ArgumentParser:
+    """A parser for a command about one run that already exists (attach, stop, status, ...)."""
     parser = OneLineParser(prog=f"vlm-tui {command}", allow_abbrev=False, description=RUN_HELP)
     parser.add_argument(
         "run",
         nargs="?",
         metavar="RUN",
-        help="a run folder, its name, or a unique part of it (default: the newest live run)",
+        help=f"a run folder, its name, or a unique part of it (default: {default})",
     )
     return parser
 
@@ -93,10 +93,24 @@ def tui(options: argparse.Namespace, request: Any, attach_to: Any = None) -> int
     return code if isinstance(code, int) else 0
 
 
-def find_run_folder(query: str | None, *, live_first: bool = True) -> RunPaths:
-    """The run a RUN argument names under ./runs (when none is named: the newest live one, or
-    without `live_first` the newest of all)."""
+def find_trained_run(query: str | None) -> RunPaths:
+    """The run a RUN argument names under ./runs, or the newest one that saved weights."""
+    if query is not None:
+        return find_run_folder(query)
+    from vlm_tui.core.after.try_request import has_weights
+    from vlm_tui.core.records.folder import RUNS_FOLDER
+    from vlm_tui.core.runs.run_index import run_folders
+
+    runs_root = Path.cwd() / RUNS_FOLDER
+    for paths in reversed(run_folders(runs_root)):
+        if has_weights(paths):
+            return paths
+    raise UserError("run", f"no run under {runs_root} saved weights yet; train one first")
+
+
+def find_run_folder(query: str | None) -> RunPaths:
+    """The run a RUN argument names under ./runs (the newest live one when none is named)."""
     from vlm_tui.core.records.folder import RUNS_FOLDER
     from vlm_tui.core.runs.run_index import find_run
 
-    return find_run(Path.cwd() / RUNS_FOLDER, query, live_first=live_first)
+    return find_run(Path.cwd() / RUNS_FOLDER, query)

@@ -21,7 +21,8 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
         " (every run here; their speed-ups),"
         " `vlm-tui attach [RUN]` (watch a run again), `vlm-tui stop [RUN]`,"
         " `vlm-tui status [RUN]` (a run's state and its nodes), `vlm-tui try [RUN]` (the base"
-        " and the fine-tuned model's answers, side by side).",
+        " and the fine-tuned model's answers, side by side), `vlm-tui merge [RUN]` (the adapter"
+        " merged into a model that loads alone).",
         allow_abbrev=False,
     )
     mode = parser.add_argument_group("what to run")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vlm_tui.commands.common import find_run_folder, run_parser, spellings
+from vlm_tui.commands.common import find_trained_run, run_parser, spellings
 
 if TYPE_CHECKING:
     from vlm_tui.core.after.try_request import TryItem, TryRequest
@@ -18,7 +18,7 @@ LABEL_WIDTH = 12
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = run_parser("try")
+    parser = run_parser("try", "the newest run that saved weights")
     parser.description = (
         "Answer rows of a run's dataset (held-out rows when the training kept some out, else its"
         " first rows) and your own images and prompts with the base model and with the weights"
@@ -68,7 +68,7 @@ def execute(options: argparse.Namespace) -> int:
     from vlm_tui.core.after.trying import Answer, ask
 
     request = try_request(
-        find_run_folder(options.run, live_first=False),
+        find_trained_run(options.run),
         rows=options.rows,
         images=options.image,
         prompts=options.prompt,

@@ -16,24 +16,11 @@ is freed. Greedy decoding; the chat template is the one the training used.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
 
-
-def _emit(line: dict[str, Any]) -> None:
-    print(json.dumps(line), flush=True)
-
-
-def _quiet() -> None:
-    import logging
-    import os
-    import warnings
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
+from vlm_tui.training.child_protocol import emit, serve
 
 
 def chat_template(request: dict[str, Any], processor: Any) -> str | None:
@@ -108,7 +95,7 @@ def _on(inputs: Any, device: str, dtype: Any) -> Any:
 
 
 def _said(index: int, model: str, text: str) -> None:
-    _emit({"index": index, "model": model, "answer": text})
+    emit({"index": index, "model": model, "answer": text})
 
 
 def run(request: dict[str, Any]) -> None:
@@ -130,13 +117,13 @@ def run(request: dict[str, Any]) -> None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, request["weights"]).to(device).eval()
-        _emit({"loaded": {"device": device, "seconds": round(time.monotonic() - started, 2)}})
+        emit({"loaded": {"device": device, "seconds": round(time.monotonic() - started, 2)}})
         for index, inputs in enumerate(prepared):
             with model.disable_adapter():
                 _said(index, "base", answer(model, processor, inputs, limit))
             _said(index, "tuned", answer(model, processor, inputs, limit))
         return
-    _emit({"loaded": {"device": device, "seconds": round(time.monotonic() - started, 2)}})
+    emit({"loaded": {"device": device, "seconds": round(time.monotonic() - started, 2)}})
     for index, inputs in enumerate(prepared):
         _said(index, "base", answer(model, processor, inputs, limit))
     del model
@@ -145,16 +132,5 @@ def run(request: dict[str, Any]) -> None:
         _said(index, "tuned", answer(model, processor, inputs, limit))
 
 
-def main() -> int:
-    _quiet()
-    try:
-        run(json.loads(sys.stdin.read()))
-    except Exception as error:  # one line for the front-end, whatever failed
-        _emit({"error": f"{type(error).__name__}: {error}"[:400]})
-        return 1
-    _emit({"done": True})
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(run))

@@ -106,6 +106,25 @@ def saved_weights(config: dict[str, Any], checkpoint: int | None) -> tuple[Path,
     raise UserError("run", f"{folder} holds neither an adapter nor a model")
 
 
+def training_template(config: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The config's chat_template (a name axolotl knows) and chat_template_jinja, if set."""
+    template, jinja = config.get("chat_template"), config.get("chat_template_jinja")
+    return (
+        template if isinstance(template, str) else None,
+        jinja if isinstance(jinja, str) else None,
+    )
+
+
+def has_weights(run: RunPaths) -> bool:
+    """Did the run save weights that `try` or `merge` can load (a dry run, or one that failed
+    early, did not)?"""
+    try:
+        saved_weights(run_config(run), None)
+    except UserError:
+        return False
+    return True
+
+
 def _image_of(part: dict[str, Any], base: Path) -> Path | None:
     path = part.get("path")
     if not isinstance(path, str):
@@ -231,16 +250,15 @@ def try_request(
     items = dataset_items(config, rows) + items
     if not items:
         raise UserError("rows", "nothing to ask: the dataset gave no rows; add --image or --prompt")
-    template = config.get("chat_template")
-    jinja = config.get("chat_template_jinja")
+    template, jinja = training_template(config)
     return TryRequest(
         run=run,
         base_model=str(config["base_model"]),
         weights=weights,
         adapter=adapter,
         step=step,
-        chat_template=template if isinstance(template, str) else None,
-        chat_template_jinja=jinja if isinstance(jinja, str) else None,
+        chat_template=template,
+        chat_template_jinja=jinja,
         bf16=config.get("bf16") is True,
         max_new_tokens=max_new_tokens,
         items=items,

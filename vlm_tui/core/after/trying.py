@@ -6,16 +6,11 @@ they come, so a front-end fills its table row by row while the model still answe
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from vlm_tui.core.after.child_lines import child_lines
 from vlm_tui.core.after.try_request import TryRequest
-from vlm_tui.core.errors import SetupError
 
 CHILD_MODULE = "vlm_tui.training.try_model"
 BASE, TUNED = "base", "tuned"
@@ -36,43 +31,12 @@ class Answer:
 
 def ask(request: TryRequest, environ: Mapping[str, str]) -> Iterator[Loaded | Answer]:
     """Load the models and yield what the child says, in order; SetupError when it fails."""
-    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errors:
-        child = subprocess.Popen(
-            [sys.executable, "-m", CHILD_MODULE],
-            env={**environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-        )
-        try:
-            assert child.stdin is not None and child.stdout is not None
-            child.stdin.write(json.dumps(request.child_request()))
-            child.stdin.close()
-            failure = None
-            for line in child.stdout:
-                said = _said(line)
-                if said is None:
-                    continue
-                if "error" in said:
-                    failure = str(said["error"])
-                elif "loaded" in said:
-                    loaded = said["loaded"]
-                    yield Loaded(str(loaded.get("device")), float(loaded.get("seconds", 0)))
-                elif "answer" in said:
-                    text = one_line(str(said["answer"]))
-                    yield Answer(int(said["index"]), str(said["model"]), text)
-            code = child.wait()
-        finally:
-            if child.poll() is None:  # the caller stopped listening: nothing may outlive it
-                child.kill()
-                child.wait()
-        if failure is None and code != 0:
-            errors.seek(0)
-            tail = [line for line in errors.read().splitlines() if line.strip()]
-            failure = (tail or [f"exit code {code}"])[-1][:300]
-    if failure is not None:
-        raise SetupError(f"the models could not answer: {failure}")
+    for said in child_lines(CHILD_MODULE, request.child_request(), environ, "answering"):
+        if "loaded" in said:
+            loaded = said["loaded"]
+            yield Loaded(str(loaded.get("device")), float(loaded.get("seconds", 0)))
+        elif "answer" in said:
+            yield Answer(int(said["index"]), str(said["model"]), one_line(str(said["answer"])))
 
 
 def one_line(text: str) -> str:
@@ -87,13 +51,3 @@ def answers_alike(answer: str, reference: str) -> bool:
     said = " ".join(answer.lower().split())
     wanted = " ".join(reference.lower().split())
     return bool(wanted) and said.startswith(wanted)
-
-
-def _said(line: str) -> dict[str, Any] | None:
-    if not line.startswith("{"):
-        return None
-    try:
-        found = json.loads(line)
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None

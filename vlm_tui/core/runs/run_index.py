@@ -83,11 +83,10 @@ def run_folders(runs_root: Path) -> list[RunPaths]:
     ]
 
 
-def find_run(runs_root: Path, query: str | None, *, live_first: bool = True) -> RunPaths:
+def find_run(runs_root: Path, query: str | None) -> RunPaths:
     """The run `query` names: a run folder path, a folder name, or a unique part of one.
 
-    Without a query: the newest live run, else the newest run (without `live_first`: the
-    newest run).
+    Without a query: the newest live run, else the newest run.
     """
     if query is not None and not query.strip():
         raise UserError("run", "must not be empty; `vlm-tui runs` lists the runs")
@@ -99,7 +98,7 @@ def find_run(runs_root: Path, query: str | None, *, live_first: bool = True) -> 
     if not folders:
         raise UserError("run", f"no runs under {runs_root}; start one first")
     if query is None:
-        live = [paths for paths in folders if live_first and summarise(paths).live]
+        live = [paths for paths in folders if summarise(paths).live]
         return (live or folders)[-1]
     exact = [paths for paths in folders if paths.run_id == query]
     if exact:

@@ -1,0 +1,38 @@
+"""How vlm-tui's training-stack children talk: one JSON request on stdin, JSON lines out.
+
+core/after/child_lines.py reads them: each step as a line as it happens, then {"done": true},
+or {"error": "..."} and exit 1 whatever failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+
+def emit(line: dict[str, Any]) -> None:
+    print(json.dumps(line), flush=True)
+
+
+def quiet() -> None:
+    """Only the lines emitted reach stdout; the libraries' chatter goes nowhere."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+
+
+def serve(work: Callable[[dict[str, Any]], None]) -> int:
+    """Run `work` on the request read from stdin; the exit code."""
+    quiet()
+    try:
+        work(json.loads(sys.stdin.read()))
+    except Exception as error:  # one line for the front-end, whatever failed
+        emit({"error": f"{type(error).__name__}: {error}"[:400]})
+        return 1
+    emit({"done": True})
+    return 0
