@@ -13,7 +13,7 @@ from tests.helpers import clean_environ, run_cli
 # With the demo's other users: they share the `demo_run` training (tests/conftest.py).
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo-run")]
 
-ROWS = 16
+ROWS = 8
 # The dataset's answers: "A <colour> <shape>." (the model goes on after them: the demo's
 # template puts no end-of-turn token after an answer).
 FORM = re.compile(r"A (\w+) (circle|square|triangle)\.")
@@ -49,8 +49,8 @@ def test_try_answers_rows_with_the_base_and_the_fine_tuned_model(
         f"fine-tuned in the dataset's form: {sum(map(bool, tuned_form))}/{ROWS}, right colour "
         f"{sum(right_colour)}/{ROWS}; base in the form: {sum(map(bool, base_form))}/{ROWS}"
     )
-    # Measured on 2 cores: 12/16 in the form (the others "A square.", colour left out), the
-    # colour right on 7; the base model 0/16 (random weights: it spells random tokens).
+    # Measured on 2 cores, 16 rows: 12/16 in the form (the others "A square.", colour left out),
+    # the colour right on 7; the base model 0/16 (random weights: it spells random tokens).
     assert sum(map(bool, tuned_form)) >= ROWS // 2
     assert not any(base_form)
     assert "answers that begin with the dataset's answer: fine-tuned " in out
