@@ -3,8 +3,9 @@
 
 Each family's run shows: vlm-tui told the family from the folder's config.json (no
 --chat_template given), the run exits 0 and its loss falls, LoRA adapted the language model's
-projections and nothing of the towers (the adapter's own tensor names), and, run through
-axolotl's own collator with the run's config, only the answer's tokens carry labels.
+projections and nothing of the towers (the adapter's own tensor names), run through axolotl's
+own collator with the run's config, only the answer's tokens carry labels, and `vlm-tui try`
+answers a row with the base model and the adapter.
 """
 
 from __future__ import annotations
@@ -135,6 +136,11 @@ def test_the_family_trains_on_its_answers_with_lora_on_its_language_model(
     labelled = checked["labelled"]
     assert ANSWER in labelled and PROMPT not in labelled, checked
     assert "user" not in labelled.lower(), checked
+    # `vlm-tui try` loads the family with its adapter and answers a row with both models (on
+    # random weights the answers are gibberish: the path is what is checked).
+    tried = run_cli(["try", "--rows", "1", "--max_new_tokens", "3"], work, clean_environ(ENVIRON))
+    assert tried.returncode == 0, (tried.stdout + tried.stderr)[-3000:]
+    assert "  base        " in tried.stdout and "  fine-tuned  " in tried.stdout, tried.stdout
 
 
 def test_a_family_axolotl_cannot_train_is_refused_before_anything_exists(
