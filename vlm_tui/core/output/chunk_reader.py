@@ -25,6 +25,8 @@ from typing import IO
 from vlm_tui.core.output.failure_hints import lines_that_may_hint
 from vlm_tui.core.output.output_parser import (
     MAX_LINE_CHARS,
+    SAVE_LINE_MARK,
+    TRACEBACK_HEAD,
     BarForm,
     Event,
     OutputParser,
@@ -62,7 +64,7 @@ _NOT_CONTROL_BYTES = bytes(
     byte for byte in range(256) if not (byte < 32 or byte == 127) or byte in b"\t\n\r"
 )
 # Lines the reference reads whatever else: a save, a traceback's start.
-_REFERENCE_MARKS = ("odel ", "Traceback (most recent call last):")
+_REFERENCE_MARKS = (SAVE_LINE_MARK, TRACEBACK_HEAD)
 # A line's rank is named by one of these; it matters to a traceback of that rank being read.
 _RANK_MARKS = ("[rank", "[RANK:")
 _RANK_NUMBER = re.compile(r"\[(?:rank|RANK:)(\d{1,9})", re.ASCII)
@@ -252,7 +254,7 @@ class ChunkRecorder(OutputRecorder):
         if sum(map(len, lines)) > MAX_LINE_CHARS:
             reference += [index for index, line in enumerate(lines) if len(line) > MAX_LINE_CHARS]
         ranked: list[int] = []
-        if self.parser.traceback_ranks or _REFERENCE_MARKS[1] in joined:
+        if self.parser.traceback_ranks or TRACEBACK_HEAD in joined:
             for mark in _RANK_MARKS:
                 ranked += _lines_with(joined, mark)
         return {_DICT: dict_lines, _REFERENCE: reference, _RANKED: ranked}

@@ -31,6 +31,8 @@ __all__ = [
     "MAX_LINE_CHARS",
     "MAX_TRACEBACK_LINES",
     "PARSER_ERROR_PREFIX",
+    "SAVE_LINE_MARK",
+    "TRACEBACK_HEAD",
     "CheckpointSaved",
     "EvalMetrics",
     "Event",
@@ -345,7 +347,9 @@ _BASIC = re.compile(r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL):(?P<logger>[\
 # warnings.showwarning: "path.py:12: UserWarning: msg".
 _PYWARN = re.compile(r"\S.*?:\d+: \w*Warning: ")
 
-_TB_HEAD = "Traceback (most recent call last):"
+TRACEBACK_HEAD = "Traceback (most recent call last):"
+# In each of the save lines (checkpoint, model saved, training completed): a cheap first test.
+SAVE_LINE_MARK = "odel "
 _TB_CHAIN = (
     "During handling of the above exception",
     "The above exception was the direct cause",
@@ -1025,15 +1029,15 @@ class OutputParser:
     def _text(self, text: str, out: list[Event]) -> None:
         body, _ = _without_rank(text)
         # Only a dict or a save line says more than the line itself; the logging prefix before
-        # them is matched only when one may follow (each of the save lines has "odel ").
+        # them is matched only when one may follow (each of the save lines has SAVE_LINE_MARK).
         msg = body
-        if "{" in body or "odel " in body:
+        if "{" in body or SAVE_LINE_MARK in body:
             msg = body[_log_prefix(body)[3] :]
         record = self._dict(msg) if msg[:1] == "{" else None
         line = LogLine.of_text(text, metrics=record is not None)
         out.append(line)
 
-        if self._tracebacks or body.startswith(_TB_HEAD):
+        if self._tracebacks or body.startswith(TRACEBACK_HEAD):
             self._traceback_line(body, line.rank, out)
 
         if record is not None:
@@ -1074,7 +1078,7 @@ class OutputParser:
 
     def _traceback_line(self, body: str, rank: int | None, out: list[Event]) -> None:
         tb = self._tracebacks.get(rank)
-        if body.startswith(_TB_HEAD):
+        if body.startswith(TRACEBACK_HEAD):
             if tb is None or tb.state == _CLOSED:
                 if tb is None and len(self._tracebacks) >= _MAX_OPEN_TRACEBACKS:
                     del self._tracebacks[next(iter(self._tracebacks))]
