@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,10 +23,17 @@ REPO = Path(__file__).resolve().parent.parent
 # be imported, so a unit test that needs torch fails instead of slowing the inner loop.
 BLOCK_TRAINING_STACK = "VLM_TUI_TEST_BLOCK_TRAINING_STACK"
 NO_TRAINING_STACK = REPO / "tests" / "fixtures" / "no_training_stack"
+# The runs index lives in XDG_STATE_HOME: tests point it at a scratch folder of this process
+# (tests/conftest.py gives each test its own), never at the user's, from the first import on.
+STATE_HOME = "XDG_STATE_HOME"
+TEST_STATE_HOME = tempfile.mkdtemp(prefix="vlm-tui-test-state-")
+atexit.register(shutil.rmtree, TEST_STATE_HOME, True)
+os.environ[STATE_HOME] = TEST_STATE_HOME
 
 
 def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without distributed variables that would change the mode."""
+    """This process's environment without distributed variables that would change the mode,
+    and with a scratch runs index (XDG_STATE_HOME), never the user's."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -33,6 +43,7 @@ def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     }
     blocked = [str(NO_TRAINING_STACK)] if os.environ.get(BLOCK_TRAINING_STACK) else []
     env["PYTHONPATH"] = os.pathsep.join([*blocked, str(REPO)])
+    env.setdefault(STATE_HOME, TEST_STATE_HOME)
     env.update(extra or {})
     return env
 

@@ -224,7 +224,9 @@ def run(
         data = steps.prepare_data(plan, workdir, report)
     else:
         data = pre_launch.prepare(plan, environ, workdir, report, skip_check=skip_check)
-    paths, launch_plan = steps.record_run(plan, environ, workdir, dry_run=dry_run, data=data)
+    paths, launch_plan = steps.record_run(
+        plan, environ, workdir, dry_run=dry_run, data=data, report=report
+    )
     for line in topology_lines(plan.topology, plan.detection, launch_plan.port):
         print(line, file=out)
     print("", file=out)

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from vlm_tui.core.records.folder import RunPaths
 
 USAGE_ERROR = 2
-RUN_HELP = "Runs are the folders under runs/ in the current directory."
+RUN_HELP = (
+    "Runs are the folders under runs/ in the current directory, then every run in the"
+    " per-user runs index ($XDG_STATE_HOME/vlm-tui, by default ~/.local/state/vlm-tui)."
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -51,8 +54,16 @@ def given(options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def tui(options: argparse.Namespace, request: Any, attach_to: Any = None) -> int:
-    """The interactive front-end, prefilled from the flags, or watching the run `attach_to`.
+def tui(
+    options: argparse.Namespace,
+    request: Any,
+    attach_to: Any = None,
+    *,
+    try_run: Any = None,
+    try_options: dict[str, Any] | None = None,
+) -> int:
+    """The interactive front-end, prefilled from the flags, or watching the run `attach_to`, or
+    trying the run `try_run`.
 
     textual is imported only here.
     """
@@ -70,7 +81,7 @@ def tui(options: argparse.Namespace, request: Any, attach_to: Any = None) -> int
         raise UserError("theme", str(error)) from None
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise SetupError("the TUI needs a terminal; add --no-ui for batch jobs and scripts")
-    from vlm_tui.tui.dataset_preview import detect_image_support
+    from vlm_tui.tui.widgets.picture import detect_image_support
 
     detect_image_support()
     from vlm_tui.tui.app import VlmTuiApp
@@ -88,29 +99,35 @@ def tui(options: argparse.Namespace, request: Any, attach_to: Any = None) -> int
         theme=theme,
         skip_check=getattr(options, "skip_check", False),
         attach_to=attach_to,
+        try_run=try_run,
+        try_options=try_options,
     )
     code = app.run()
     return code if isinstance(code, int) else 0
 
 
 def find_trained_run(query: str | None) -> RunPaths:
-    """The run a RUN argument names under ./runs, or the newest one that saved weights."""
+    """The run a RUN argument names (under ./runs, then in the runs index), or the newest one
+    that saved weights (under ./runs, or in the index when ./runs holds no run)."""
     if query is not None:
         return find_run_folder(query)
     from vlm_tui.core.after.try_request import has_weights
     from vlm_tui.core.records.folder import RUNS_FOLDER
-    from vlm_tui.core.runs.run_index import run_folders
+    from vlm_tui.core.runs.run_index import default_pool
+    from vlm_tui.core.runs.user_index import indexed_runs
 
     runs_root = Path.cwd() / RUNS_FOLDER
-    for paths in reversed(run_folders(runs_root)):
+    for paths in reversed(default_pool(runs_root, indexed_runs())):
         if has_weights(paths):
             return paths
     raise UserError("run", f"no run under {runs_root} saved weights yet; train one first")
 
 
 def find_run_folder(query: str | None) -> RunPaths:
-    """The run a RUN argument names under ./runs (the newest live one when none is named)."""
+    """The run a RUN argument names, under ./runs first, then in the runs index (the newest
+    live one when none is named)."""
     from vlm_tui.core.records.folder import RUNS_FOLDER
     from vlm_tui.core.runs.run_index import find_run
+    from vlm_tui.core.runs.user_index import indexed_runs
 
-    return find_run(Path.cwd() / RUNS_FOLDER, query)
+    return find_run(Path.cwd() / RUNS_FOLDER, query, indexed_runs())

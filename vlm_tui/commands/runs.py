@@ -1,4 +1,5 @@
-"""`vlm-tui runs [--compare [RUN ...]]`: every run here; their throughput and speed-ups."""
+"""`vlm-tui runs [--compare [RUN ...]]`: every run here and in the runs index; their
+throughput and speed-ups (those under ./runs)."""
 
 from __future__ import annotations
 
@@ -27,16 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def execute(options: argparse.Namespace) -> int:
     from vlm_tui.core.records.folder import RUNS_FOLDER
-    from vlm_tui.core.runs.run_index import run_folders, summarise, table_lines
+    from vlm_tui.core.runs.run_index import listed_runs, summarise, table_lines
+    from vlm_tui.core.runs.user_index import indexed_runs
 
     runs_root = Path.cwd() / RUNS_FOLDER
     if options.compare or options.names:
         return _compare(runs_root, options)
-    summaries = [summarise(paths) for paths in run_folders(runs_root)]
+    summaries = [summarise(paths) for paths in listed_runs(runs_root, indexed_runs())]
     if not summaries:
-        print(f"no runs under {runs_root}")
+        print(f"no runs under {runs_root} or in the runs index")
         return 0
-    for line in table_lines(summaries):
+    for line in table_lines(summaries, runs_root):
         print(line)
     return 0
 

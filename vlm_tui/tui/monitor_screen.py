@@ -305,7 +305,7 @@ class MonitorScreen(Screen[None]):
                 data.discard()
                 return
             paths, launch_plan = steps.record_run(
-                self.plan, self.environ, self.workdir, dry_run=False, data=data
+                self.plan, self.environ, self.workdir, dry_run=False, data=data, report=report
             )
         except (UserError, SetupError) as error:
             if data is not None:

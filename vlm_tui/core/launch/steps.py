@@ -51,6 +51,7 @@ from vlm_tui.core.request.axolotl_config import (
     output_dir_for,
 )
 from vlm_tui.core.request.settings import Settings, check_consistency, settings_from_values
+from vlm_tui.core.runs import user_index
 from vlm_tui.core.runs.checkpoints import newest_checkpoint
 from vlm_tui.core.training_plugins import (
     CPU_PLACEMENT_PLUGIN,
@@ -335,9 +336,11 @@ def record_run(
     *,
     dry_run: bool,
     data: PreparedData | None = None,
+    report: Report | None = None,
 ) -> tuple[RunPaths, LaunchPlan]:
     """Create the run folder with config.yml, the dataset the training reads, command.json and
-    a first status.json. `data` is the datasets' check, when the caller ran it already."""
+    a first status.json, and add it to the user's runs index (a warning to `report` when that
+    cannot be: the run goes on). `data` is the datasets' check, when the caller ran it already."""
     if data is None:
         data = prepare_data(plan, workdir)
     try:
@@ -410,6 +413,9 @@ def record_run(
             ],
         },
     )
+    warning = user_index.record(paths, environ)
+    if warning:
+        (report or _quiet)(warning)
     return paths, launch
 
 

@@ -53,6 +53,12 @@ class RunPaths:
         return self.root.name
 
     @property
+    def holds_run(self) -> bool:
+        """The folder holds a run's record (a command.json or status.json); a run whose folder
+        was deleted or moved does not."""
+        return self.status.exists() or self.command.exists()
+
+    @property
     def config(self) -> Path:
         return self.root / "config.yml"
 

@@ -1,4 +1,5 @@
-"""Every run under runs/: find one by name, summarise each for `vlm-tui runs`.
+"""Every run under runs/ and in the user's runs index: find one by name, summarise each for
+`vlm-tui runs`.
 
 Only reads run folders. A run whose status is not final but whose supervisor is gone (the node
 rebooted, someone killed it) reads as "lost": nothing will ever record its end.
@@ -6,18 +7,28 @@ rebooted, someone killed it) reads as "lost": nothing will ever record its end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.records.command_file import read_command, recorded_topology
-from vlm_tui.core.records.folder import TERMINAL_STATES, RunPaths, runtime_s, utc_now
+from vlm_tui.core.records.folder import (
+    RUNS_FOLDER,
+    TERMINAL_STATES,
+    RunPaths,
+    runtime_s,
+    utc_now,
+)
 from vlm_tui.core.records.status_file import read_status
 from vlm_tui.core.records.values import finite, whole
 from vlm_tui.core.runs.control import supervisor_alive
+from vlm_tui.core.runs.user_index import IndexedRun
 from vlm_tui.core.text.numbers import clock, loss_text
 from vlm_tui.core.text.table import aligned
+
+# The state of an indexed run whose folder no longer holds its record.
+GONE = "gone"
 
 
 @dataclass(frozen=True)
@@ -36,10 +47,12 @@ class RunSummary:
 
     @property
     def live(self) -> bool:
-        return self.state not in TERMINAL_STATES and self.state != "lost"
+        return self.state not in TERMINAL_STATES and self.state not in ("lost", GONE)
 
 
 def summarise(paths: RunPaths) -> RunSummary:
+    if not paths.holds_run:
+        return RunSummary(paths, GONE, None, None, None, None, None, None)
     status = read_status(paths)
     state = str(status.get("state") or "unknown")
     if state in ("starting", "running") and not supervisor_alive(status):
@@ -75,49 +88,104 @@ def run_folders(runs_root: Path) -> list[RunPaths]:
         entries = sorted(runs_root.iterdir())
     except OSError:
         return []
-    return [
-        RunPaths(entry)
-        for entry in entries
-        if entry.is_dir()
-        and ((entry / "status.json").exists() or (entry / "command.json").exists())
-    ]
+    return [RunPaths(entry) for entry in entries if entry.is_dir() and RunPaths(entry).holds_run]
 
 
-def find_run(runs_root: Path, query: str | None) -> RunPaths:
-    """The run `query` names: a run folder path, a folder name, or a unique part of one.
+def started_elsewhere(runs_root: Path, indexed: Sequence[IndexedRun]) -> list[RunPaths]:
+    """The indexed runs whose folder is not under `runs_root` (gone ones too), oldest first."""
+    here = runs_root.resolve()
+    return [one.paths for one in indexed if one.paths.root.parent != here]
 
-    Without a query: the newest live run, else the newest run.
+
+def by_age(folders: Iterable[RunPaths]) -> list[RunPaths]:
+    """Oldest first: run folders are named after their UTC start, wherever they are."""
+    return sorted(folders, key=lambda paths: (paths.run_id, str(paths.root)))
+
+
+def listed_runs(runs_root: Path, indexed: Sequence[IndexedRun]) -> list[RunPaths]:
+    """`vlm-tui runs`: the runs here and every indexed run started elsewhere, oldest first."""
+    return by_age([*run_folders(runs_root), *started_elsewhere(runs_root, indexed)])
+
+
+def default_pool(runs_root: Path, indexed: Sequence[IndexedRun]) -> list[RunPaths]:
+    """Where a command without RUN picks from: the runs here, else (none here) every indexed
+    run whose folder is still there, oldest first."""
+    here = run_folders(runs_root)
+    if here:
+        return here
+    return by_age(paths for paths in started_elsewhere(runs_root, indexed) if paths.holds_run)
+
+
+def find_run(runs_root: Path, query: str | None, indexed: Sequence[IndexedRun] = ()) -> RunPaths:
+    """The run `query` names: a run folder path, a folder name, or a unique part of one; looked
+    for under `runs_root` first, then among the `indexed` runs started elsewhere.
+
+    Without a query: the newest live run, else the newest run (see `default_pool`). A run whose
+    folder is gone is refused by name.
     """
     if query is not None and not query.strip():
         raise UserError("run", "must not be empty; `vlm-tui runs` lists the runs")
-    if query is not None:
-        as_path = Path(query).expanduser()
-        if RunPaths(as_path).status.exists() or RunPaths(as_path).command.exists():
-            return RunPaths(as_path.resolve())
-    folders = run_folders(runs_root)
-    if not folders:
-        raise UserError("run", f"no runs under {runs_root}; start one first")
+    where = f"under {runs_root}" + (" or in the runs index" if indexed else "")
     if query is None:
-        live = [paths for paths in folders if summarise(paths).live]
-        return (live or folders)[-1]
-    exact = [paths for paths in folders if paths.run_id == query]
-    if exact:
-        return exact[0]
-    matches = [paths for paths in folders if query in paths.run_id]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UserError(
-            "run", f"no run matches {query!r} under {runs_root}; `vlm-tui runs` lists them"
-        )
-    names = ", ".join(paths.run_id for paths in matches[-3:])
-    raise UserError(
-        "run", f"{query!r} matches {len(matches)} runs (newest: {names}); be more exact"
+        pool = default_pool(runs_root, indexed)
+        if not pool:
+            raise UserError("run", f"no runs {where}; start one first")
+        live = [paths for paths in pool if summarise(paths).live]
+        return (live or pool)[-1]
+    as_path = Path(query).expanduser()
+    if RunPaths(as_path).holds_run:
+        return RunPaths(as_path.resolve())
+    matches = _matching(run_folders(runs_root), query) or _matching(
+        started_elsewhere(runs_root, indexed), query
     )
+    if not matches:
+        raise UserError("run", f"no run matches {query!r} {where}; `vlm-tui runs` lists them")
+    if len(matches) > 1:
+        names = ", ".join(
+            paths.run_id if is_here(paths, runs_root) else str(paths.root) for paths in matches[-3:]
+        )
+        raise UserError(
+            "run", f"{query!r} matches {len(matches)} runs (newest: {names}); be more exact"
+        )
+    if not matches[0].holds_run:
+        raise UserError(
+            "run",
+            f"{matches[0].run_id}: its folder {matches[0].root} is gone;"
+            " `vlm-tui runs` lists the runs",
+        )
+    return matches[0]
 
 
-def table_lines(summaries: Sequence[RunSummary]) -> list[str]:
-    """`vlm-tui runs`: one aligned row a run, oldest first."""
+def _matching(folders: Sequence[RunPaths], query: str) -> list[RunPaths]:
+    """The folders `query` names exactly (by name or folder), else those whose name holds it."""
+    as_folder = Path(query).expanduser().absolute()
+    exact = [paths for paths in folders if query == paths.run_id or paths.root == as_folder]
+    return exact or [paths for paths in folders if query in paths.run_id]
+
+
+def is_here(paths: RunPaths, runs_root: Path) -> bool:
+    return paths.root.parent.resolve() == runs_root.resolve()
+
+
+def where_text(paths: RunPaths, runs_root: Path) -> str:
+    """The folder a run was started in, for a listing: "here", or its path (~ for home)."""
+    if is_here(paths, runs_root):
+        return "here"
+    started_in = paths.root.parent
+    if started_in.name == RUNS_FOLDER:
+        started_in = started_in.parent
+    home = Path.home()
+    if started_in == home or home in started_in.parents:
+        return str(Path("~") / started_in.relative_to(home))
+    return str(started_in)
+
+
+def table_lines(summaries: Sequence[RunSummary], runs_root: Path | None = None) -> list[str]:
+    """`vlm-tui runs`: one aligned row a run, oldest first; a WHERE column (the folder each run
+    was started in) once a run from elsewhere than `runs_root` is among them."""
+    elsewhere = runs_root is not None and any(
+        not is_here(one.paths, runs_root) for one in summaries
+    )
     rows = [
         (
             "RUN",
@@ -129,6 +197,7 @@ def table_lines(summaries: Sequence[RunSummary]) -> list[str]:
             "LAST LOSS",
             "BEST EVAL",
             "RUNTIME",
+            *(["WHERE"] if elsewhere else []),
         )
     ]
     for one in summaries:
@@ -147,6 +216,7 @@ def table_lines(summaries: Sequence[RunSummary]) -> list[str]:
                 loss_text(one.last_loss),
                 loss_text(one.best_eval_loss),
                 clock(one.runtime_s),
+                *([where_text(one.paths, runs_root)] if elsewhere and runs_root else []),
             )
         )
     return aligned(rows)
