@@ -4,7 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import clean_environ, run_cli
+from tests.helpers import STATE_HOME, clean_environ, run_cli
+
+
+@pytest.fixture(autouse=True)
+def own_runs_index(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Each test its own runs index (XDG_STATE_HOME, read by every process it starts): runs one
+    test records never show in another's `vlm-tui runs`. Session fixtures keep the process's
+    scratch one (tests/helpers.py). Not under tmp_path, which some tests expect empty."""
+    state = tmp_path_factory.mktemp("state-home")
+    monkeypatch.setenv(STATE_HOME, str(state))
+    return state
 
 
 @pytest.fixture(scope="session")
