@@ -1,4 +1,5 @@
-"""The run history screen: every finished run's throughput, speed-up and loss curve.
+"""The run history screen: every finished run's throughput, speed-up and loss curve, here and
+in the runs index (runs started elsewhere; those whose folder is gone listed as gone).
 
 The same comparison as `vlm-tui runs --compare` (vlm_tui/core/runs/scaling.py): a table of the runs,
 their loss curves side by side on one scale, and for the highlighted run its own chart next to
@@ -7,6 +8,7 @@ its 1-process baseline's. The run folders are read in a thread worker, never on 
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 from typing import ClassVar
@@ -18,17 +20,20 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from vlm_tui.core.records.folder import RUNS_FOLDER
+from vlm_tui.core.records.folder import RUNS_FOLDER, RunPaths
+from vlm_tui.core.runs.run_index import by_age, is_here, where_text
 from vlm_tui.core.runs.scaling import (
     COLUMNS,
     NOTE_LINES,
     ComparedRun,
     RunThroughput,
     Selection,
+    gone_cells,
     loss_curve_lines,
     row_cells,
     select_and_compare,
 )
+from vlm_tui.core.runs.user_index import indexed_runs
 from vlm_tui.tui.widgets.loss_chart import LossChart
 
 CURVE_WIDTH = 60
@@ -55,7 +60,10 @@ class RunsScreen(Screen[None]):
     def __init__(self, workdir: Path) -> None:
         super().__init__()
         self.runs_root = workdir / RUNS_FOLDER
+        # Both keyed by the run folder (a name can repeat across folders); a gone run has no row
+        # in `compared`, so nothing opens it.
         self.compared: dict[str, ComparedRun] = {}
+        self.gone: dict[str, RunPaths] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -87,7 +95,8 @@ class RunsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def _load(self) -> None:
         try:
-            selection = select_and_compare(self.runs_root)
+            environ = getattr(self.app, "environ", None) or os.environ
+            selection = select_and_compare(self.runs_root, indexed=indexed_runs(environ))
         except OSError as error:
             self.app.call_from_thread(self._show_error, f"cannot read {self.runs_root}: {error}")
             return
@@ -97,24 +106,33 @@ class RunsScreen(Screen[None]):
         self.query_one("#runs-heading", Static).update(text)
 
     def _show(self, selection: Selection) -> None:
-        self.compared = {one.run.paths.run_id: one for one in selection.compared}
+        self.compared = {str(one.run.paths.root): one for one in selection.compared}
+        self.gone = {str(paths.root): paths for paths in selection.gone}
         count = len(selection.compared)
         heading = self.query_one("#runs-heading", Static)
+        index_note = f"; {len(self.gone)} gone" if self.gone else ""
         if not count:
-            heading.update(f"no finished runs under {self.runs_root}")
+            heading.update(f"no finished runs under {self.runs_root}{index_note}")
         else:
             plural = "" if count == 1 else "s"
-            heading.update(f"{count} finished run{plural} under {self.runs_root}")
+            heading.update(f"{count} finished run{plural} under {self.runs_root}{index_note}")
+        rows = {str(one.run.paths.root): row_cells(one) for one in selection.compared}
+        rows.update({key: gone_cells(paths) for key, paths in self.gone.items()})
+        listed = by_age([*(one.run.paths for one in selection.compared), *selection.gone])
+        # The folder each run was started in, once a run from elsewhere is listed.
+        elsewhere = any(not is_here(paths, self.runs_root) for paths in listed)
         table: DataTable[str] = self.query_one("#runs-table", DataTable)
         table.clear(columns=True)
-        table.add_columns(*COLUMNS)
-        for one in selection.compared:
-            table.add_row(*row_cells(one), key=one.run.paths.run_id)
+        table.add_columns(*COLUMNS, *(["WHERE"] if elsewhere else []))
+        for paths in listed:
+            where = [where_text(paths, self.runs_root)] if elsewhere else []
+            table.add_row(*rows[str(paths.root)], *where, key=str(paths.root))
         runs = [one.run for one in selection.compared]
         curves = loss_curve_lines(runs, CURVE_WIDTH) if runs else []
         self.query_one("#runs-curves", Static).update("\n".join(curves))
         if count:
-            table.move_cursor(row=count - 1)
+            newest = str(selection.compared[-1].run.paths.root)
+            table.move_cursor(row=table.get_row_index(newest))
             self._show_charts(selection.compared[-1])
         else:
             self._show_charts(None)
@@ -124,6 +142,10 @@ class RunsScreen(Screen[None]):
         key = event.row_key.value
         if key is not None and key in self.compared:
             self._show_charts(self.compared[key])
+        elif key is not None and key in self.gone:
+            paths = self.gone[key]
+            self._chart("selected", None, f"{paths.run_id}: gone (its folder {paths.root} is gone)")
+            self._chart("baseline", None, "")
 
     def _show_charts(self, one: ComparedRun | None) -> None:
         if one is None:

@@ -17,7 +17,7 @@ import math
 import statistics
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,15 @@ from vlm_tui.core.records.folder import RunPaths
 from vlm_tui.core.records.metrics_file import TRAIN, read_records
 from vlm_tui.core.records.status_file import read_status
 from vlm_tui.core.records.values import finite
-from vlm_tui.core.runs.run_index import find_run, run_folders, summarise
+from vlm_tui.core.runs.run_index import (
+    GONE,
+    by_age,
+    find_run,
+    run_folders,
+    started_elsewhere,
+    summarise,
+)
+from vlm_tui.core.runs.user_index import IndexedRun
 from vlm_tui.core.text.numbers import compact, duration, loss_text
 from vlm_tui.core.text.table import aligned
 from vlm_tui.core.training_plugins import VLM_TUI_PLUGINS
@@ -265,12 +273,19 @@ class Selection:
     compared: list[ComparedRun]
     # One line each for a named run left out, and why.
     skipped: list[str]
+    # Indexed runs started elsewhere whose folder is gone: nothing to compare, but listed.
+    gone: list[RunPaths] = field(default_factory=list)
 
 
-def select_and_compare(runs_root: Path, queries: Sequence[str] = ()) -> Selection:
+def select_and_compare(
+    runs_root: Path, queries: Sequence[str] = (), indexed: Sequence[IndexedRun] = ()
+) -> Selection:
     """The runs `queries` name (as `find_run` resolves them), or every finished run under
-    `runs_root`; each compared with the 1-process runs of its config recorded there."""
-    candidates = [read_run(paths) for paths in run_folders(runs_root)]
+    `runs_root` and among the `indexed` runs started elsewhere; each compared with the 1-process
+    runs of its config recorded there."""
+    elsewhere = started_elsewhere(runs_root, indexed)
+    present = by_age([*run_folders(runs_root), *(one for one in elsewhere if one.holds_run)])
+    candidates = [read_run(paths) for paths in present]
     skipped = []
     if not queries:
         chosen = [run for run in candidates if run.finished and not run.other_node]
@@ -278,7 +293,7 @@ def select_and_compare(runs_root: Path, queries: Sequence[str] = ()) -> Selectio
         by_root = {run.paths.root.resolve(): run for run in candidates}
         chosen = []
         for query in queries:
-            paths = find_run(runs_root, query)
+            paths = find_run(runs_root, query, indexed)
             run = by_root.get(paths.root.resolve()) or read_run(paths)
             if run.other_node:
                 skipped.append(
@@ -287,7 +302,8 @@ def select_and_compare(runs_root: Path, queries: Sequence[str] = ()) -> Selectio
                 )
             elif run not in chosen:
                 chosen.append(run)
-    return Selection(compare(chosen, candidates), skipped)
+    gone = [paths for paths in elsewhere if not paths.holds_run]
+    return Selection(compare(chosen, candidates), skipped, gone)
 
 
 # ---- as text ----------------------------------------------------------------------------
@@ -332,6 +348,11 @@ def row_cells(one: ComparedRun) -> tuple[str, ...]:
         one.speedup_text,
         one.guide_text,
     )
+
+
+def gone_cells(paths: RunPaths) -> tuple[str, ...]:
+    """A row for an indexed run whose folder is gone: its name, and "gone" as its speed-up."""
+    return (paths.run_id, *["-"] * (len(COLUMNS) - 3), f"- ({GONE})", "-")
 
 
 def table_lines(compared: Sequence[ComparedRun]) -> list[str]:
