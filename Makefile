@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-fast lint bench
+.PHONY: setup demo test test-fast lint bench slurm-packages
 
 $(STAMP): pyproject.toml torch-build.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vlm-tui needs Python 3.11 or newer")'
@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml torch-build.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# SLURM and munge from the system's packages, for the tests that start a real two-node SLURM on
+# 127.0.0.1; where they cannot be installed (not root, no apt-get) it says so and those tests skip.
+slurm-packages:
+	@sh harness/install_slurm.sh
 
 # The TUI prefilled with the demo (F5 launches it); headless when there is no terminal.
 demo: setup
@@ -36,7 +41,7 @@ lint: setup
 # spend much of their time waiting on trainings, and reports after it.
 TEST_WORKERS ?= 2
 
-test: setup
+test: setup slurm-packages
 	$(BIN)/ruff check vlm_tui tests bench harness
 	$(BIN)/ruff format --check vlm_tui tests bench harness
 	$(BIN)/mypy vlm_tui > $(VENV)/mypy-report.txt 2>&1 & mypy_pid=$$!; \
