@@ -18,7 +18,8 @@ import pytest
 from tests.helpers import NO_TRAINING_STACK, REPO, STATE_HOME, clean_environ, run_cli
 from tests.unit.test_runs_commands import recorded
 from vlm_tui.core.errors import UserError
-from vlm_tui.core.records.folder import RunPaths, read_json
+from vlm_tui.core.records.folder import RunPaths
+from vlm_tui.core.records.index_entry_file import read_index_entry
 from vlm_tui.core.runs.run_index import GONE, find_run, listed_runs, summarise, table_lines
 from vlm_tui.core.runs.user_index import entries_folder, indexed_runs, record, state_folder
 
@@ -104,7 +105,7 @@ def test_concurrent_writers_lose_no_entry_and_readers_never_see_half_a_one(
     assert folder is not None
     while any(process.poll() is None for process in processes):
         for entry in folder.glob("*.json") if folder.is_dir() else []:
-            data = read_json(entry)
+            data = read_index_entry(entry)
             if data is not None or entry.exists():  # renamed over between glob and read: fine
                 assert data is not None, entry.name
     assert [process.wait() for process in processes] == [0] * writers

@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlm_tui.core.records.folder import RunPaths, iso, read_json, utc_now, write_json_atomic
+from vlm_tui.core.records.folder import RunPaths
+from vlm_tui.core.records.index_entry_file import read_index_entry, write_index_entry
 
 APP_FOLDER = "vlm-tui"
 ENTRIES_FOLDER = "runs"
@@ -74,15 +75,9 @@ def record(paths: RunPaths, environ: Mapping[str, str]) -> str | None:
     if folder is None:
         return "runs index not written: no HOME or XDG_STATE_HOME to keep it in"
     root = paths.root.resolve()
-    entry = {
-        "run_id": root.name,
-        "folder": str(root),
-        "host": socket.gethostname(),
-        "recorded_at": iso(utc_now()),
-    }
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(folder / entry_name(root), entry)
+        write_index_entry(folder / entry_name(root), root, socket.gethostname())
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         return f"runs index not written in {folder}: {reason}; find this run from its folder"
@@ -104,8 +99,7 @@ def indexed_runs(environ: Mapping[str, str] | None = None) -> list[IndexedRun]:
         return []
     found: dict[Path, IndexedRun] = {}
     for name in names:
-        data = read_json(folder / name) or {}
-        root, host = data.get("folder"), data.get("host")
-        if isinstance(root, str) and Path(root).is_absolute():
-            found[Path(root)] = IndexedRun(RunPaths(Path(root)), str(host or "?"))
+        entry = read_index_entry(folder / name)
+        if entry is not None:
+            found[entry[0]] = IndexedRun(RunPaths(entry[0]), entry[1])
     return sorted(found.values(), key=lambda one: (one.paths.run_id, str(one.paths.root)))
