@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "status": "vlm_tui.commands.status",
     "try": "vlm_tui.commands.try_run",
     "merge": "vlm_tui.commands.merge",
+    "slurm": "vlm_tui.commands.slurm",
     DEFAULT: "vlm_tui.commands.run",
 }
 

@@ -62,6 +62,12 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
         "--theme", metavar="NAME", help="TUI colours: a theme from themes/ (NO_COLOR honoured)"
     )
     mode.add_argument("--version", action="version", version=f"vlm-tui {__version__}")
+    add_field_flags(parser)
+    return parser
+
+
+def add_field_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag for every field of the form (core/request/settings.py:FIELDS), in its group."""
     groups: dict[str, Any] = {}
     for spec in FIELDS:
         group = groups.get(spec.group)
@@ -83,7 +89,6 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
                 default=argparse.SUPPRESS,
                 help=spec.help,
             )
-    return parser
 
 
 def execute(options: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ from vlm_tui.core.records.folder import (
     iso,
     utc_now,
 )
+from vlm_tui.core.records.job_file import RUN_ID_VARIABLE, claim_job_folder
 from vlm_tui.core.records.status_file import write_status
 from vlm_tui.core.request.axolotl_config import (
     build_axolotl_config,
@@ -237,6 +238,16 @@ def run_name(plan: RunPlan) -> str:
     return name
 
 
+def open_run_folder(plan: RunPlan, environ: Mapping[str, str], workdir: Path) -> RunPaths:
+    """A new run folder; inside a job that names one (VLM_TUI_RUN_ID, set by the script
+    `vlm-tui slurm` writes), this node's place in that shared folder."""
+    runs_root = workdir / RUNS_FOLDER
+    run_id = environ.get(RUN_ID_VARIABLE)
+    if run_id:
+        return claim_job_folder(runs_root, run_id, plan.topology.node_rank)
+    return create_run_folder(runs_root, run_name(plan), utc_now())
+
+
 def writes_shared_output(plan: RunPlan) -> bool:
     """Whether this node's processes may write into the output folder (only node 0's do)."""
     return plan.topology.node_rank == 0
@@ -344,7 +355,7 @@ def record_run(
     if data is None:
         data = prepare_data(plan, workdir)
     try:
-        paths = create_run_folder(workdir / RUNS_FOLDER, run_name(plan), utc_now())
+        paths = open_run_folder(plan, environ, workdir)
     except BaseException:
         data.discard()
         raise

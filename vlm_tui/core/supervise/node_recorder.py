@@ -174,6 +174,11 @@ def find_master_run(
     """
     rejected = rejected if rejected is not None else set()
     now = time.time() if now is None else now
+    # A job's node records inside node 0's folder (records.job_file): that folder is the master's.
+    parent = RunPaths(own.root.parent)
+    command = read_command(parent)
+    if command is not None and topology.same_job_as_node_zero(recorded_topology(command)):
+        return parent
     own_created = created_at.timestamp() if created_at else _stamp_seconds(own.run_id)
     own_base = _base_name(own.run_id, topology.node_rank)
     try:
