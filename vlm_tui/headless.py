@@ -21,6 +21,7 @@ from vlm_tui.core.host.topology import resolve_topology
 from vlm_tui.core.launch import pre_launch, steps
 from vlm_tui.core.records.folder import RunPaths, runtime_s
 from vlm_tui.core.records.status_file import read_status
+from vlm_tui.core.records.trackers_file import tracker_lines
 from vlm_tui.core.request.axolotl_config import OUTPUTS_FOLDER, output_dir_for
 from vlm_tui.core.request.settings import Settings
 from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
@@ -74,6 +75,7 @@ def summary_lines(paths: RunPaths, state: RunState, status: Mapping[str, object]
     if not any(line.startswith("model saved to") for line in shown) and state.checkpoints:
         lines.append(f"{PREFIX} last checkpoint: {state.checkpoints[-1]}")
     lines.append(f"{PREFIX} run record: {paths.root}")
+    lines += [f"{PREFIX} {line}" for line in tracker_lines(paths)]
     return lines
 
 
@@ -232,6 +234,8 @@ def run(
     print("", file=out)
     print(command_line(launch_plan.shown()), file=out)
     print(f"{PREFIX} run folder: {paths.root}", file=out, flush=True)
+    for line in tracker_lines(paths):
+        print(f"{PREFIX} {line}", file=out, flush=True)
     if dry_run:
         print(f"{PREFIX} dry run: config written to {paths.config}; nothing launched", file=out)
         return 0

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def execute(options: argparse.Namespace) -> int:
     from vlm_tui.core.records.folder import RUNS_FOLDER
+    from vlm_tui.core.records.trackers_file import tracker_lines
     from vlm_tui.core.runs.run_index import listed_runs, summarise, table_lines
     from vlm_tui.core.runs.user_index import indexed_runs
 
@@ -40,6 +41,10 @@ def execute(options: argparse.Namespace) -> int:
         return 0
     for line in table_lines(summaries, runs_root):
         print(line)
+    # Under the table, not in a column: a tracker's folder or URL is wider than the table.
+    for summary in summaries:
+        for line in tracker_lines(summary.paths):
+            print(f"{summary.paths.run_id}  {line}")
     return 0
 
 

@@ -59,6 +59,7 @@ GROUP_TITLES = {
     "data": "Data and output",
     "training": "Training",
     "lora": "LoRA",
+    "tracking": "Tracking",
 }
 PREVIEW_DELAY_S = 0.25
 

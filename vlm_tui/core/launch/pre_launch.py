@@ -19,6 +19,7 @@ from vlm_tui.core.launch import steps
 from vlm_tui.core.launch.command import require_training_stack
 from vlm_tui.core.request.family_packages import require_family_packages
 from vlm_tui.core.request.lora_target import apply_found, finish_probe, start_probe, target_is_ours
+from vlm_tui.core.request.trackers import require_tracker_packages
 
 Report = Callable[[str], None]
 
@@ -39,6 +40,7 @@ def prepare(
     require_family_packages(
         str(plan.config.get("base_model") or ""), template if isinstance(template, str) else None
     )
+    require_tracker_packages(plan.config)
     if plan.demo_assets is not None:
         report("preparing the demo model and dataset")
         steps.build_demo_in_child(plan.demo_assets, environ)

@@ -44,6 +44,7 @@ from vlm_tui.core.records.folder import (
 )
 from vlm_tui.core.records.job_file import RUN_ID_VARIABLE, claim_job_folder
 from vlm_tui.core.records.status_file import write_status
+from vlm_tui.core.records.trackers_file import write_trackers
 from vlm_tui.core.request.axolotl_config import (
     build_axolotl_config,
     dump_axolotl_yaml,
@@ -52,6 +53,12 @@ from vlm_tui.core.request.axolotl_config import (
     output_dir_for,
 )
 from vlm_tui.core.request.settings import Settings, check_consistency, settings_from_values
+from vlm_tui.core.request.trackers import (
+    name_runs,
+    tracked_by,
+    tracker_environment,
+    tracker_places,
+)
 from vlm_tui.core.runs import user_index
 from vlm_tui.core.runs.checkpoints import newest_checkpoint
 from vlm_tui.core.training_plugins import (
@@ -59,6 +66,7 @@ from vlm_tui.core.training_plugins import (
     DATA_WORKERS_PLUGIN,
     GRACEFUL_STOP_PLUGIN,
     ROLE_BOUNDARIES_PLUGIN,
+    TRACKIO_BRIDGE_PLUGIN,
     VLM_TUI_PLUGINS,
 )
 
@@ -158,9 +166,9 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
     hardware = probe_hardware(environ)
     topology = resolve_topology(environ, hardware.gpu_count, settings.gpus_per_node)
     if request.loaded_config is None:
-        config = build_axolotl_config(settings, hardware, workdir)
+        config = build_axolotl_config(settings, hardware, workdir, environ)
     else:
-        config = merge_into_loaded(request.loaded_config, settings, hardware, workdir)
+        config = merge_into_loaded(request.loaded_config, settings, hardware, workdir, environ)
     # vlm-tui reads this one itself (to number steps), so a loaded YAML's value is checked here.
     logging_steps = config.get("logging_steps", 1)
     if not isinstance(logging_steps, int) or isinstance(logging_steps, bool):
@@ -179,6 +187,8 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
         ours.append(ROLE_BOUNDARIES_PLUGIN)
     if topology.distributed and hardware.gpu_count == 0:
         ours.append(CPU_PLACEMENT_PLUGIN)
+    if "trackio" in tracked_by(config):
+        ours.append(TRACKIO_BRIDGE_PLUGIN)
     plugins = [str(p) for p in config.get("plugins") or [] if p not in VLM_TUI_PLUGINS]
     config["plugins"] = [*plugins, *ours]
     start_step = 0
@@ -291,6 +301,7 @@ def launch_plan(
 ) -> LaunchPlan:
     env = training_environment(environ, offline=plan.offline)
     env[STOP_REQUEST_VARIABLE] = str(paths.stop_request)
+    tracker_environment(plan.config, env)
     if plan.demo_assets is not None or trains_demo_model(plan.config, environ):
         # The demo is tiny: extra threads only fight over a shared CPU. A resumed demo run is
         # planned from its config.yml alone, so the model it names is what tells.
@@ -359,11 +370,16 @@ def record_run(
     except BaseException:
         data.discard()
         raise
-    config = data.place(paths.root, plan.config)
+    # Trackers name the run after its folder unless told otherwise.
+    config = name_runs(data.place(paths.root, plan.config), paths.run_id)
     if not writes_shared_output(plan):
         config = {**config, "output_dir": str(paths.root / NODE_OUTPUT_NAME)}
     paths.config.write_text(dump_axolotl_yaml(config), encoding="utf-8")
     launch = launch_plan(plan, paths, environ, workdir)
+    # Trackers record from the first process only, which runs on node 0.
+    places = tracker_places(config, environ, workdir) if writes_shared_output(plan) else []
+    if places:
+        write_trackers(paths, places)
     if plan.topology.uses_accelerate:
         on_cpu = plan.hardware.gpu_count == 0
         (paths.root / ACCELERATE_CONFIG_NAME).write_text(

@@ -19,6 +19,14 @@ from vlm_tui.core.errors import UserError
 from vlm_tui.core.host.hardware import Hardware
 from vlm_tui.core.request.model_family import model_family
 from vlm_tui.core.request.settings import Settings, validate_field
+from vlm_tui.core.request.trackers import (
+    NO_TRACKER,
+    PROJECT_KEYS,
+    RUN_NAME_KEYS,
+    TRACKER_KEYS,
+    tracked_by,
+    tracker_keys,
+)
 
 OUTPUTS_FOLDER = "outputs"
 # Evaluations an epoch when the user asked for a validation split but no interval.
@@ -56,6 +64,9 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "val_set_size": _EVAL_KEYS,
     "eval_dataset": _EVAL_KEYS,
     "eval_steps": _EVAL_KEYS,
+    "report_to": TRACKER_KEYS,
+    "tracker_project": tuple(PROJECT_KEYS.values()),
+    "tracker_run_name": tuple(RUN_NAME_KEYS.values()),
 }
 
 
@@ -123,8 +134,14 @@ def _evaluation_keys(settings: Settings) -> dict[str, Any]:
     return keys
 
 
-def build_axolotl_config(settings: Settings, hardware: Hardware, workdir: Path) -> dict[str, Any]:
-    """A complete axolotl config dict for `settings` on `hardware`."""
+def build_axolotl_config(
+    settings: Settings,
+    hardware: Hardware,
+    workdir: Path,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A complete axolotl config dict for `settings` on `hardware`; `environ` decides where the
+    trackers record (a tracking server or wandb key there wins over the local defaults)."""
     family = model_family(settings.base_model, settings.chat_template)
     config: dict[str, Any] = {
         "base_model": settings.base_model,
@@ -178,11 +195,19 @@ def build_axolotl_config(settings: Settings, hardware: Hardware, workdir: Path) 
                 "lora_target_modules": family.lora_target_modules,
             }
         )
+    project = settings.tracker_project or settings.output_model_name or Path(workdir).name
+    config.update(
+        tracker_keys(settings.report_to, project, settings.tracker_run_name, workdir, environ or {})
+    )
     return config
 
 
 def merge_into_loaded(
-    loaded: Mapping[str, Any], settings: Settings, hardware: Hardware, workdir: Path
+    loaded: Mapping[str, Any],
+    settings: Settings,
+    hardware: Hardware,
+    workdir: Path,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The user's own YAML with only the settings they gave explicitly laid over it."""
     merged = copy.deepcopy(dict(loaded))
@@ -192,7 +217,7 @@ def merge_into_loaded(
     merged.setdefault("dynamic_checkpoint", dict(CHECKPOINT_ON_REQUEST))
     if not settings.explicit:
         return merged
-    built = build_axolotl_config(settings, hardware, workdir)
+    built = build_axolotl_config(settings, hardware, workdir, environ)
     for name in sorted(settings.explicit):
         for key in FIELD_KEYS.get(name, ()):
             if key in built:
@@ -266,6 +291,10 @@ def settings_values_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(output, str) and output.strip():
         raw["output_model_name"] = Path(output.rstrip("/")).name
     raw["full_finetune"] = not config.get("adapter")
+    raw["report_to"] = ",".join(tracked_by(config)) or NO_TRACKER
+    projects = [config[key] for key in PROJECT_KEYS.values() if config.get(key)]
+    if projects:
+        raw["tracker_project"] = projects[0]
     if config.get("bf16") is True:
         raw["precision"] = "bf16"
     elif config.get("fp16") is True:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vlm_tui.core.errors import UserError
+from vlm_tui.core.request.trackers import NO_TRACKER, TRACKERS, report_to, tracker_name
 
 DEFAULT_BASE_MODEL = "llava-hf/llava-1.5-7b-hf"
 
@@ -342,6 +343,25 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
     FieldSpec("logging_steps", int_in(1, 100_000), "steps between logged losses", "training"),
     FieldSpec(
+        "report_to",
+        report_to,
+        f"where metrics go besides the run folder: {NO_TRACKER}, or a comma list of"
+        f" {', '.join(TRACKERS)} (recorded locally unless the environment names a server)",
+        "tracking",
+    ),
+    FieldSpec(
+        "tracker_project",
+        optional(tracker_name),
+        "the trackers' project or experiment (default: output_model_name)",
+        "tracking",
+    ),
+    FieldSpec(
+        "tracker_run_name",
+        optional(tracker_name),
+        "the run's name in the trackers (default: the run folder's name)",
+        "tracking",
+    ),
+    FieldSpec(
         "gpus_per_node",
         optional(int_in(1, 1024)),
         "processes per node (default: NPROC_PER_NODE, else the GPUs this node sees)",
@@ -387,6 +407,9 @@ class Settings:
     save_strategy: str = "epoch"
     save_steps: int | None = None
     logging_steps: int = 1
+    report_to: str = NO_TRACKER
+    tracker_project: str | None = None
+    tracker_run_name: str | None = None
     gpus_per_node: int | None = None
     rendezvous_timeout: int = 600
     # The fields the user set (flags, form edits), as opposed to defaults; with `--config` only
@@ -441,6 +464,9 @@ def check_consistency(settings: Settings, *, require_data: bool = True) -> None:
         )
     if settings.eval_steps is not None and not (settings.eval_dataset or settings.val_set_size):
         raise UserError("eval_steps", "only applies with val_set_size or eval_dataset")
+    for name in ("tracker_project", "tracker_run_name"):
+        if getattr(settings, name) is not None and settings.report_to == NO_TRACKER:
+            raise UserError(name, "only applies with report_to naming a tracker")
 
 
 def settings_as_dict(settings: Settings) -> dict[str, object]:
