@@ -42,6 +42,7 @@ from vlm_tui.core.records.command_file import read_command, recorded_topology
 from vlm_tui.core.records.folder import TERMINAL_STATES, RunPaths
 from vlm_tui.core.records.metrics_file import EVAL, metric_point
 from vlm_tui.core.records.status_file import read_status, recorded_progress
+from vlm_tui.core.records.trackers_file import tracker_lines, tracker_names
 from vlm_tui.core.request.axolotl_config import CHECKPOINT_TRIGGER_FILE
 from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
 from vlm_tui.core.runs.follow import RecordFollower
@@ -267,7 +268,8 @@ class MonitorScreen(Screen[None]):
         self.title = "vlm-tui"
         if self.plan is None:
             assert self.paths is not None
-            self.sub_title = f"run: {self.paths.root.name}"
+            self.sub_title = _run_title(self.paths)
+            self._add_lines([f"{PREFIX} {line}" for line in tracker_lines(self.paths)])
             self._watch()
             return
         self.sub_title = f"run: {self.plan.settings.output_model_name or self.plan.output_dir.name}"
@@ -369,8 +371,8 @@ class MonitorScreen(Screen[None]):
             runs.append((paths.root, supervisor))
         lines = topology_lines(self.plan.topology, self.plan.detection, launch_plan.port)
         lines += ["", command_line(launch_plan.shown()), f"{PREFIX} run folder: {paths.root}"]
-        self._add_lines(lines)
-        self.sub_title = f"run: {paths.root.name}"
+        self._add_lines([*lines, *(f"{PREFIX} {line}" for line in tracker_lines(paths))])
+        self.sub_title = _run_title(paths)
         self.query_one(ClusterTable).follow(paths)
 
     def _absorb(self, hand_over: HandOver) -> None:
@@ -494,6 +496,13 @@ class MonitorScreen(Screen[None]):
         if self.live and self.paths is not None:
             self.notify(f"the run goes on in the background: {self.paths.root}")
         self.app.pop_screen()
+
+
+def _run_title(paths: RunPaths) -> str:
+    """The header's run name, and its trackers' names where it has some (their places are
+    too long for the header: the log shows them)."""
+    trackers = tracker_names(paths)
+    return f"run: {paths.root.name}" + ("" if trackers == "-" else f"  trackers: {trackers}")
 
 
 def _recorded_config(paths: RunPaths | None) -> dict[str, Any]:
