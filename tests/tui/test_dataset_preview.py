@@ -20,8 +20,9 @@ from harness.terminal import Tmux
 from tests.helpers import clean_environ
 from tests.tui.test_setup_screen import SIZE, environ_for, make_app, wait_for
 from vlm_tui.tui.app import VlmTuiApp
-from vlm_tui.tui.dataset_preview import DatasetPreviewScreen, detect_image_support
+from vlm_tui.tui.dataset_preview import DatasetPreviewScreen
 from vlm_tui.tui.setup_screen import SetupScreen
+from vlm_tui.tui.widgets.picture import detect_image_support
 
 HALF_BLOCKS = ("▀", "▄")
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vlm_tui.commands.common import find_trained_run, run_parser, spellings
+from vlm_tui.commands.common import find_trained_run, run_parser, spellings, tui
 
 if TYPE_CHECKING:
     from vlm_tui.core.after.try_request import TryItem, TryRequest
@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the longest answer, in tokens (default 32)",
     )
+    parser.add_argument(
+        *spellings("no_ui"),
+        action="store_true",
+        help="print the answers (the default when not in a terminal) instead of the Try screen",
+    )
+    parser.add_argument("--theme", metavar="NAME", help="TUI colours")
     return parser
 
 
@@ -65,16 +71,19 @@ def _count(low: int, high: int) -> Callable[[str], int]:
 
 def execute(options: argparse.Namespace) -> int:
     from vlm_tui.core.after.try_request import try_request
-    from vlm_tui.core.after.trying import Answer, ask
+    from vlm_tui.core.after.trying import Answer, Loaded, ask
 
-    request = try_request(
-        find_trained_run(options.run),
-        rows=options.rows,
-        images=options.image,
-        prompts=options.prompt,
-        checkpoint=options.checkpoint,
-        max_new_tokens=options.max_new_tokens,
-    )
+    asked = {
+        "rows": options.rows,
+        "images": options.image,
+        "prompts": options.prompt,
+        "checkpoint": options.checkpoint,
+        "max_new_tokens": options.max_new_tokens,
+    }
+    # Checked here, in both front-ends: a bad flag is one line and exit 2, before any screen.
+    request = try_request(find_trained_run(options.run), **asked)
+    if not options.no_ui and sys.stdin.isatty() and sys.stdout.isatty():
+        return tui(options, None, try_run=request.run, try_options=asked)
     out = sys.stdout
     which = "final weights" if request.step is None else f"checkpoint at step {request.step}"
     kind = "adapter" if request.adapter else "weights"
@@ -87,8 +96,9 @@ def execute(options: argparse.Namespace) -> int:
     answers: dict[int, dict[str, str]] = {}
     shown = 0
     for said in ask(request, os.environ):
-        if not isinstance(said, Answer):
+        if isinstance(said, Loaded):
             print(f"{PREFIX} models loaded on {said.device} in {said.seconds:.1f} s", file=out)
+        if not isinstance(said, Answer):
             continue
         answers.setdefault(said.index, {})[said.model] = said.text
         # An item is shown once both answers are in, in order.
@@ -113,16 +123,9 @@ def item_lines(item: TryItem, answers: dict[str, str]) -> list[str]:
 
 def verdict_line(request: TryRequest, answers: dict[int, dict[str, str]]) -> str:
     """How many answers begin with the dataset's answer."""
-    from vlm_tui.core.after.trying import BASE, TUNED, answers_alike
+    from vlm_tui.core.after.trying import agreement
 
-    checked = [
-        (index, item.reference) for index, item in enumerate(request.items) if item.reference
-    ]
-    if not checked:
+    found = agreement(request.items, answers)
+    if found is None:
         return f"{PREFIX} {len(request.items)} prompts answered"
-    tuned = sum(answers_alike(answers[i].get(TUNED, ""), ref) for i, ref in checked)
-    base = sum(answers_alike(answers[i].get(BASE, ""), ref) for i, ref in checked)
-    return (
-        f"{PREFIX} answers that begin with the dataset's answer: fine-tuned {tuned} of"
-        f" {len(checked)}, base {base} of {len(checked)}"
-    )
+    return f"{PREFIX} {found.line()}"

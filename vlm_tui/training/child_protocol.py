@@ -1,7 +1,8 @@
-"""How vlm-tui's training-stack children talk: one JSON request on stdin, JSON lines out.
+"""How vlm-tui's training-stack children talk: JSON requests on stdin, JSON lines out.
 
 core/after/child_lines.py reads them: each step as a line as it happens, then {"done": true},
-or {"error": "..."} and exit 1 whatever failed.
+or {"error": "..."} and exit 1 whatever failed. The first request is the first line on stdin; a
+child that serves more (`more_requests`) reads the next lines until stdin closes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -30,9 +31,18 @@ def serve(work: Callable[[dict[str, Any]], None]) -> int:
     """Run `work` on the request read from stdin; the exit code."""
     quiet()
     try:
-        work(json.loads(sys.stdin.read()))
+        work(json.loads(sys.stdin.readline()))
     except Exception as error:  # one line for the front-end, whatever failed
         emit({"error": f"{type(error).__name__}: {error}"[:400]})
         return 1
     emit({"done": True})
     return 0
+
+
+def more_requests() -> Iterator[dict[str, Any]]:
+    """The requests after the first, as they come, until the front-end closes stdin."""
+    for line in sys.stdin:
+        if line.strip():
+            found = json.loads(line)
+            if isinstance(found, dict):
+                yield found

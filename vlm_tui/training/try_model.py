@@ -2,7 +2,9 @@
 
 Runs in a child with the training stack (`vlm-tui try`, the TUI's Try screen): it reads one JSON
 request on stdin (see core/after/try_request.py:TryRequest.child_request) and prints one JSON
-line per answer as it comes, so a front-end shows each as soon as it is there:
+line per answer as it comes, so a front-end shows each as soon as it is there. With "session"
+in the request it then reads more requests ({"items": [...]}) line by line until stdin closes,
+the models still loaded, and answers them with the indices going on:
 
     {"loaded": {"device": "cpu", "seconds": 1.9}}
     {"index": 0, "model": "base", "answer": "..."}
@@ -11,7 +13,8 @@ line per answer as it comes, so a front-end shows each as soon as it is there:
 
 or {"error": "..."} and exit 1. A LoRA adapter is loaded once over the base model and switched
 off for the base model's answers; full weights are a second model, loaded after the base one
-is freed. Greedy decoding; the chat template is the one the training used.
+is freed (both stay loaded in a session). Greedy decoding; the chat template is the one the
+training used.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from vlm_tui.training.child_protocol import emit, serve
+from vlm_tui.training.child_protocol import emit, more_requests, serve
 
 
 def chat_template(request: dict[str, Any], processor: Any) -> str | None:
@@ -108,28 +111,61 @@ def run(request: dict[str, Any]) -> None:
     processor = AutoProcessor.from_pretrained(request["processor"])  # type: ignore[no-untyped-call]
     template = chat_template(request, processor)
     limit = int(request["max_new_tokens"])
-    prepared = [
-        _on(model_inputs(processor, template, item["messages"]), device, dtype)
-        for item in request["items"]
-    ]
+
+    def prepared(items: list[dict[str, Any]]) -> list[Any]:
+        return [
+            _on(model_inputs(processor, template, item["messages"]), device, dtype)
+            for item in items
+        ]
+
+    first = prepared(request["items"])
     model = _load(request["base_model"], dtype, device)
+    tuned: Any = None
     if request.get("adapter"):
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, request["weights"]).to(device).eval()
+    elif not request.get("session"):
+        # Asked once (`vlm-tui try`): one model in memory at a time.
         emit({"loaded": {"device": device, "seconds": round(time.monotonic() - started, 2)}})
-        for index, inputs in enumerate(prepared):
+        for index, inputs in enumerate(first):
+            _said(index, "base", answer(model, processor, inputs, limit))
+        del model
+        model = _load(request["weights"], dtype, device)
+        for index, inputs in enumerate(first):
+            _said(index, "tuned", answer(model, processor, inputs, limit))
+        return
+    else:
+        # A session answers later prompts too: both models stay loaded.
+        tuned = _load(request["weights"], dtype, device)
+    emit({"loaded": {"device": device, "seconds": round(time.monotonic() - started, 2)}})
+
+    def both(index: int, inputs: Any) -> None:
+        if tuned is None:
             with model.disable_adapter():
                 _said(index, "base", answer(model, processor, inputs, limit))
             _said(index, "tuned", answer(model, processor, inputs, limit))
-        return
-    emit({"loaded": {"device": device, "seconds": round(time.monotonic() - started, 2)}})
-    for index, inputs in enumerate(prepared):
-        _said(index, "base", answer(model, processor, inputs, limit))
-    del model
-    model = _load(request["weights"], dtype, device)
-    for index, inputs in enumerate(prepared):
-        _said(index, "tuned", answer(model, processor, inputs, limit))
+        else:
+            _said(index, "base", answer(model, processor, inputs, limit))
+            _said(index, "tuned", answer(tuned, processor, inputs, limit))
+
+    for index, inputs in enumerate(first):
+        both(index, inputs)
+    count = len(first)
+    for more in more_requests():
+        for item in more.get("items", []):
+            try:
+                both(count, prepared([item])[0])
+            except Exception as error:  # one bad image of the user's: the others still answer
+                emit(
+                    {
+                        "unanswered": {
+                            "index": count,
+                            "why": f"{type(error).__name__}: {error}"[:300],
+                        }
+                    }
+                )
+            count += 1
 
 
 if __name__ == "__main__":

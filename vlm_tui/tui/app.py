@@ -79,14 +79,19 @@ class VlmTuiApp(App[int]):
         theme: str,
         skip_check: bool = False,
         attach_to: RunPaths | None = None,
+        try_run: RunPaths | None = None,
+        try_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """`attach_to`: open on the monitor of that existing run (`vlm-tui attach`)."""
+        """`attach_to`: open on the monitor of that existing run (`vlm-tui attach`); `try_run`:
+        on the Try screen of that run, with `try_options` (`vlm-tui try` in a terminal)."""
         super().__init__()
         self.start = start
         self.environ = dict(environ)
         self.workdir = workdir
         self.skip_check = skip_check
         self.attach_to = attach_to
+        self.try_run = try_run
+        self.try_options = dict(try_options or {})
         # Every supervisor started from this app, live or not: quitting asks while one is live.
         self.started_runs: list[tuple[Path, subprocess.Popen[bytes]]] = []
         register_themes(self)
@@ -101,6 +106,10 @@ class VlmTuiApp(App[int]):
             self.push_screen(
                 MonitorScreen(None, self.environ, self.workdir, run_folder=self.attach_to)
             )
+        if self.try_run is not None:
+            from vlm_tui.tui.try_screen import TryScreen
+
+            self.push_screen(TryScreen(self.try_run, self.environ, **self.try_options))
 
     def compose(self) -> ComposeResult:
         return iter(())

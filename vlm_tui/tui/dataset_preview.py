@@ -26,6 +26,7 @@ from vlm_tui.core.data.dataset_check import (
     shown_path,
 )
 from vlm_tui.core.data.dataset_rows import DatasetError
+from vlm_tui.tui.widgets.picture import picture_widget, show_picture
 
 # Rows the viewer holds: enough to page through, bounded for a dataset of millions.
 VIEWED_ROWS = 1000
@@ -78,7 +79,7 @@ class DatasetPreviewScreen(Screen[None]):
         with Horizontal(id="preview-body"):
             with VerticalScroll(id="preview-row"):
                 yield Static("", id="preview-text")
-            yield _image_widget()
+            yield picture_widget("preview-image")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -116,11 +117,8 @@ class DatasetPreviewScreen(Screen[None]):
             lines += [f"problem: {row.where} {row.problem}", ""]
         lines += row.text_lines()
         self.query_one("#preview-text", Static).update("\n".join(lines))
-        image = self.query_one("#preview-image")
         picture = row.first_image() if row.problem is None else None
-        if hasattr(image, "image"):
-            image.image = picture
-        image.display = picture is not None or not hasattr(image, "image")
+        show_picture(self.query_one("#preview-image"), picture)
 
     def action_row(self, step: int) -> None:
         self._show(self.index + step)
@@ -134,34 +132,3 @@ class DatasetPreviewScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
-
-
-# Whether textual-image loaded when the app started; asking again once Textual owns the
-# terminal would steal its input.
-_images_drawable = False
-
-
-def _image_widget() -> Static:
-    """textual-image's widget, chosen for this terminal when the app started (a plain note
-    where the terminal could not be asked)."""
-    if not _images_drawable:
-        return Static("(images are not drawn in this terminal)", id="preview-image")
-    from textual_image.widget import Image
-
-    widget: Static = Image(id="preview-image")  # type: ignore[assignment]
-    return widget
-
-
-def detect_image_support() -> None:
-    """Ask the terminal what graphics it draws: before Textual owns the terminal, never after.
-
-    A terminal that reports no size (a bare pseudo-terminal) or answers oddly makes
-    textual-image's import fail: the preview then shows no images, and the app still starts.
-    """
-    global _images_drawable
-    try:
-        import textual_image.widget  # noqa: F401  # its import queries the terminal, once
-    except Exception:
-        _images_drawable = False
-    else:
-        _images_drawable = True

@@ -47,6 +47,7 @@ from vlm_tui.core.request.axolotl_config import CHECKPOINT_TRIGGER_FILE
 from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
 from vlm_tui.core.runs.follow import RecordFollower
 from vlm_tui.core.text.run_lines import ProgressFigures, outcome_lines, progress_line, state_line
+from vlm_tui.tui.hand_over import on_ui
 from vlm_tui.tui.setup_values import error_text
 from vlm_tui.tui.widgets.cluster_table import ClusterTable
 from vlm_tui.tui.widgets.gpu_panel import GpuPanel
@@ -209,6 +210,7 @@ class MonitorScreen(Screen[None]):
         Binding("f", "follow", "Follow log"),
         Binding("slash", "filter", "Filter log"),
         Binding("l", "log_scale", "Log scale"),
+        Binding("t", "try_model", "Try the model"),
         Binding("b", "back", "Back to setup"),
     ]
 
@@ -278,12 +280,7 @@ class MonitorScreen(Screen[None]):
     # ---- the worker -------------------------------------------------------------------
 
     def _hand(self, method: Any, *args: Any) -> bool:
-        """Run `method` on the UI; False once the app is gone (then the worker just ends)."""
-        try:
-            self.app.call_from_thread(method, *args)
-        except RuntimeError:
-            return False
-        return True
+        return on_ui(self.app, method, *args)
 
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _watch(self) -> None:
@@ -480,6 +477,18 @@ class MonitorScreen(Screen[None]):
                 plan, self.environ, self.workdir, self.skip_check, telemetry=self.telemetry
             )
         )
+
+    def action_try_model(self) -> None:
+        from vlm_tui.core.after.try_request import has_weights
+        from vlm_tui.tui.try_screen import TryScreen
+
+        if self.paths is None or not self.view.ended:
+            self.notify("a run can be tried once it has ended", severity="warning")
+            return
+        if not has_weights(self.paths):
+            self.notify("this run saved no weights to try", severity="warning")
+            return
+        self.app.push_screen(TryScreen(self.paths, self.environ))
 
     def action_follow(self) -> None:
         log = self.query_one(LogView)

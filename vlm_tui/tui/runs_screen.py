@@ -43,6 +43,7 @@ NOTE_WIDTH = 130
 class RunsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "reload", "Reload"),
+        Binding("t", "try_model", "Try the model"),
         Binding("b", "back", "Back to setup"),
         Binding("escape", "back", "Back to setup", show=False),
     ]
@@ -91,6 +92,23 @@ class RunsScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_try_model(self) -> None:
+        """The Try screen for the highlighted run."""
+        from vlm_tui.core.after.try_request import has_weights
+        from vlm_tui.tui.try_screen import TryScreen
+
+        table: DataTable[str] = self.query_one("#runs-table", DataTable)
+        if not self.compared or table.cursor_row < 0:
+            self.notify("no run highlighted", severity="warning")
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        one = self.compared.get(key or "")
+        if one is None or not has_weights(one.run.paths):
+            self.notify("this run saved no weights to try", severity="warning")
+            return
+        environ = getattr(self.app, "environ", None) or dict(os.environ)
+        self.app.push_screen(TryScreen(one.run.paths, environ))
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def _load(self) -> None:

@@ -21,6 +21,9 @@ from vlm_tui.core.data.dataset_rows import DatasetError, read_rows
 from vlm_tui.core.data.run_dataset import local_chat_datasets
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.records.folder import RunPaths
+from vlm_tui.core.records.status_file import read_status
+from vlm_tui.core.records.trainer_state_file import loss_at
+from vlm_tui.core.records.values import finite
 from vlm_tui.core.runs.checkpoints import checkpoint_steps
 
 DEFAULT_ROWS = 4
@@ -104,6 +107,33 @@ def saved_weights(config: dict[str, Any], checkpoint: int | None) -> tuple[Path,
     if (folder / MODEL_FILE).is_file():
         return folder, False, checkpoint
     raise UserError("run", f"{folder} holds neither an adapter nor a model")
+
+
+@dataclass(frozen=True)
+class SavedWeights:
+    """Weights a run saved that can be tried: the final ones or a checkpoint's."""
+
+    step: int | None  # None: the final weights
+    folder: Path
+    loss: float | None  # the training loss logged last at or before them
+
+    def label(self) -> str:
+        which = "final" if self.step is None else f"step {self.step}"
+        return which if self.loss is None else f"{which}  loss {self.loss:.4g}"
+
+
+def weights_choices(run: RunPaths, config: dict[str, Any]) -> list[SavedWeights]:
+    """The final weights (when saved) and then every checkpoint, newest first, with the loss
+    each was saved at: the final loss from the run's record, a checkpoint's from its own
+    trainer_state.json."""
+    output = Path(str(config.get("output_dir") or ""))
+    choices = []
+    if (output / ADAPTER_FILE).is_file() or (output / MODEL_FILE).is_file():
+        choices.append(SavedWeights(None, output, finite(read_status(run).get("final_loss"))))
+    for step, folder in sorted(checkpoint_steps(output).items(), reverse=True):
+        if (folder / ADAPTER_FILE).is_file() or (folder / MODEL_FILE).is_file():
+            choices.append(SavedWeights(step, folder, loss_at(folder, step)))
+    return choices
 
 
 def training_template(config: dict[str, Any]) -> tuple[str | None, str | None]:
