@@ -37,6 +37,7 @@ import ctypes
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,10 +56,13 @@ from vlm_tui.core.records.folder import (
     STOP_REQUEST_VARIABLE,
     RunPaths,
     iso,
+    moment_of,
     utc_now,
 )
+from vlm_tui.core.records.node_check_file import REFUSED
 from vlm_tui.core.records.status_file import StatusWriter
 from vlm_tui.core.runs.checkpoints import weights_saved_since
+from vlm_tui.core.supervise import node_check
 from vlm_tui.core.supervise.node_recorder import NodeRecorder
 from vlm_tui.core.supervise.recording import LogRecording
 
@@ -77,6 +81,8 @@ STOP_NOTICE_SECONDS = 300.0
 # left to do but exit; a process still there this much later is stuck (seen once in about 60
 # two-process CPU stops: one rank alive for minutes after the save) and is ended.
 SAVED_EXIT_SECONDS = 30.0
+# A run refused before training (its nodes differ) ends as a refused command line does.
+REFUSED_EXIT_CODE = 2
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 AUTOGROUP = Path("/proc/self/autogroup")  # sched(7): absent without CONFIG_SCHED_AUTOGROUP
 
@@ -135,6 +141,12 @@ class Supervisor:
         # time, so that thread never sees `seen` half updated.
         self.tree_pids: tuple[int, ...] = ()
         self.recorder = NodeRecorder(paths, self.topology, state=self._state, pids=self._tree)
+        # Several nodes that vlm-tui launches compare their stacks before training (node_check).
+        self.compares_nodes = command.get("mode") == "multi_node" and self.topology.nodes > 1
+        self.nodes_wait_s = node_check.rendezvous_wait_s(self.argv)
+        self.master_check: node_check.MasterCheck | None = None
+        # The line naming the node that differs, once node 0 refused the run.
+        self.refused: str | None = None
 
     def _state(self) -> str:
         return str(self.status.data.get("state") or "starting")
@@ -280,8 +292,26 @@ class Supervisor:
         # Started before the parsing lowers its priority below: on Linux a thread keeps the
         # niceness it was created with, so heartbeats keep the normal one.
         self.recorder.start()
+        nodes_line = self._check_nodes_before_launch()
+        if nodes_line and (self.refused is not None or self.stop_requested):
+            append_log_line(self.paths.log, nodes_line)
+        if self.refused is not None:
+            return self._record_refusal()
+        if self.stop_requested:
+            # Stopped while waiting for node 0's verdict: nothing was started.
+            self.recorder.stop("stopped")
+            self.status.update(
+                state="stopped",
+                exit_code=0,
+                ended_at=iso(utc_now()),
+                stop_requested=self.stop_requested,
+                supervisor_cpu_s=own_cpu_seconds(),
+            )
+            return 0
         with self.paths.log.open("ab") as log_sink:
             log_sink.write(self._verification_text().encode())
+            if nodes_line:
+                log_sink.write(f"{nodes_line}\n".encode())
             log_sink.flush()
             self.launched_at = time.time()
             try:
@@ -349,6 +379,7 @@ class Supervisor:
                 self.status.update(**self.state.status_fields(), **self._cluster_fields())
                 if exit_code is None:
                     self._watch_graceful_stop(now)
+                    self._poll_master_check(now)
                 self._watch_tree()
                 self._reap_orphans()
             if not read:
@@ -371,11 +402,15 @@ class Supervisor:
             return exit_code
 
     def _end_state(self, exit_code: int) -> str:
+        if self.refused is not None:
+            return "failed"
         if self.stop_requested:
             return "stopped"
         return "finished" if exit_code == 0 else "failed"
 
     def _finish(self, exit_code: int) -> int:
+        if self.refused is not None:
+            return self._record_refusal()
         state = self._end_state(exit_code)
         reason = None if exit_code == 0 else self._failure_reason(exit_code)
         if state == "failed":
@@ -412,6 +447,63 @@ class Supervisor:
         )
         return exit_code
 
+    def _check_nodes_before_launch(self) -> str | None:
+        """This node's record for the cross-node check; on node k, node 0's verdict, waited for
+        (a refusal sets `refused`). Returns the line for train.log, if any."""
+        if not self.compares_nodes:
+            return None
+        own = node_check.node_record(
+            self.topology.node_rank, socket.gethostname(), self.paths.config, os.environ
+        )
+        if self.topology.node_rank == 0:
+            self.master_check = node_check.MasterCheck(
+                self.paths, self.topology.nodes, self.nodes_wait_s
+            )
+            self.master_check.record(own)
+            return None
+        verdict = node_check.worker_verdict(
+            self.paths,
+            self.topology,
+            moment_of(self.status.data.get("created_at")),
+            own,
+            wait_s=self.nodes_wait_s,
+            cancelled=lambda: self.stop_requested is not None,
+        )
+        self.status.update(node_check=verdict.line)
+        if verdict.outcome == REFUSED:
+            self.refused = f"node 0 refused the run: {verdict.line}"
+        return f"[vlm-tui] nodes: {verdict.line}"
+
+    def _poll_master_check(self, now: float) -> None:
+        """Node 0: the verdict once every node recorded; a refusal ends the training, still
+        waiting in the rendezvous (the other nodes start theirs only after the verdict)."""
+        check = self.master_check
+        if check is None or check.verdict is not None:
+            return
+        started = self.paths.stop_armed.exists() or self.state.progress is not None
+        verdict = check.poll(training_started=started)
+        if verdict is None:
+            return
+        self.status.update(node_check=verdict.line)
+        append_log_line(self.paths.log, f"[vlm-tui] nodes: {verdict.line}")
+        if verdict.outcome == REFUSED:
+            self.refused = verdict.line
+            self._signal_group(signal.SIGTERM)
+            if self.force_deadline is None:
+                self.force_deadline = now + FORCE_GRACE_SECONDS
+
+    def _record_refusal(self) -> int:
+        """The run refused before training: failed, exit 2, the line naming the node."""
+        self.recorder.stop("failed")
+        self.status.update(
+            state="failed",
+            exit_code=REFUSED_EXIT_CODE,
+            ended_at=iso(utc_now()),
+            reason=self.refused,
+            supervisor_cpu_s=own_cpu_seconds(),
+        )
+        return REFUSED_EXIT_CODE
+
     def _note_saved_by_the_stop(self) -> None:
         """model_saved_to after a graceful stop: axolotl's SIGINT handler saves the weights into
         output_dir without naming it, so weights written there since the launch speak for it."""
@@ -439,6 +531,18 @@ class Supervisor:
         if self.state.last_error:
             return f"{self.state.last_error} ({how})"
         return f"training {how}"
+
+
+def append_log_line(log: Path, line: str) -> None:
+    """One line of ours into train.log while the training writes to it too (both append), on a
+    line of its own even where the training's last line is not ended yet."""
+    with log.open("ab") as sink:
+        ends_line = sink.tell() == 0
+        if not ends_line:
+            with log.open("rb") as source:
+                source.seek(-1, os.SEEK_END)
+                ends_line = source.read(1) == b"\n"
+        sink.write(f"{'' if ends_line else chr(10)}{line}\n".encode())
 
 
 def own_cpu_seconds() -> float:
