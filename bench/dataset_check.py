@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.ui_flood import FILE_HEADER, machine_lines, replace_section
+from bench.ui_flood import machine_lines, write_section
 from harness.images import tiny_png
 
 SECTION_TITLE = "## Dataset check"
@@ -119,9 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = section(args.rows, seconds, summary, built_s)
     print(text)
     if args.write_markdown is not None:
-        path: Path = args.write_markdown
-        document = path.read_text(encoding="utf-8") if path.exists() else FILE_HEADER
-        path.write_text(replace_section(document, text, SECTION_TITLE), encoding="utf-8")
+        write_section(args.write_markdown, text, SECTION_TITLE)
     return 0
 
 

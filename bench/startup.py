@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.ui_flood import FILE_HEADER, machine_lines, replace_section
+from bench.ui_flood import machine_lines, write_section
 
 SECTION_TITLE = "## Start-up"
 MODULE = "bench.startup"
@@ -255,9 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = section(timings, args.repeats, before)
     print(text)
     if args.write_markdown is not None:
-        path: Path = args.write_markdown
-        document = path.read_text(encoding="utf-8") if path.exists() else FILE_HEADER
-        path.write_text(replace_section(document, text, SECTION_TITLE), encoding="utf-8")
+        write_section(args.write_markdown, text, SECTION_TITLE)
     return 0
 
 

@@ -952,6 +952,12 @@ def replace_section(document: str, section: str, title: str = SECTION_TITLE) -> 
     return "\n\n".join(pieces) + "\n"
 
 
+def write_section(path: Path, section: str, title: str) -> None:
+    """Replace (or add) the section called `title` in the markdown file at `path`."""
+    document = path.read_text(encoding="utf-8") if path.exists() else FILE_HEADER
+    path.write_text(replace_section(document, section, title), encoding="utf-8")
+
+
 def update_document(
     document: str,
     results: Sequence[FloodResult],

@@ -7,6 +7,7 @@ child that serves more (`more_requests`) reads the next lines until stdin closes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,9 +28,16 @@ def quiet() -> None:
     logging.disable(logging.WARNING)
 
 
+# Loading a model takes every core it can; the screen that waits for it must still get the CPU
+# when it needs it (a 2-core node: the Try screen stalled 190 ms at the child's default).
+CHILD_NICENESS = 10
+
+
 def serve(work: Callable[[dict[str, Any]], None]) -> int:
     """Run `work` on the request read from stdin; the exit code."""
     quiet()
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICENESS)
     try:
         work(json.loads(sys.stdin.readline()))
     except Exception as error:  # one line for the front-end, whatever failed

@@ -119,6 +119,8 @@ class TryScreen(Screen[None]):
         # What the prompt box asked, asked again when other weights are chosen.
         self.asked_own: list[TryItem] = []
         self.session: TrySession | None = None
+        # Counts the weights chosen: a child started for earlier ones is closed, not used.
+        self.generation = 0
         self.loaded: Loaded | None = None
         self.merging = False
 
@@ -178,7 +180,13 @@ class TryScreen(Screen[None]):
         self._hand(self._chosen, Chosen(request, choices))
 
     @work(thread=True, group="try-answer", exit_on_error=False)
-    def _answer(self, session: TrySession) -> None:
+    def _answer(self, request: TryRequest, generation: int) -> None:
+        """Start the child (a fork of this process: never on the UI thread) and hand over
+        what it says until it ends or other weights are chosen."""
+        session = TrySession(request, self.environ)
+        if not self._hand(self._session_started, session, generation):
+            session.close()
+            return
         try:
             for said in session.events():
                 if self.session is not session or not self._hand(self._took, said):
@@ -231,12 +239,18 @@ class TryScreen(Screen[None]):
         for index in range(len(self.items)):
             self._add_row(index)
         self._close_session()
-        self.session = TrySession(request, self.environ)
+        self.generation += 1
         self._state("loading the models in a child process ...")
-        self._answer(self.session)
+        self._answer(request, self.generation)
+        self._show_detail(0)
+
+    def _session_started(self, session: TrySession, generation: int) -> None:
+        if generation != self.generation:  # other weights were chosen meanwhile
+            session.close()
+            return
+        self.session = session
         # The prompt box's questions so far are asked of these weights too.
         self._send_own(self.asked_own)
-        self._show_detail(0)
 
     def _add_row(self, index: int) -> None:
         item = self.items[index]
@@ -351,6 +365,7 @@ class TryScreen(Screen[None]):
         return True
 
     def _close_session(self) -> None:
+        self.generation += 1
         session, self.session = self.session, None
         if session is not None:
             session.close()
