@@ -7,10 +7,11 @@ second, a summary, and exits with the training's own exit code.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -34,6 +35,9 @@ if TYPE_CHECKING:  # the parser and the run state: only a run being followed nee
 
 POLL_SECONDS = 0.1
 INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl+C
+# `attach` of a SLURM job that ended (cancelled, failed) before its run ever started.
+JOB_ENDED_UNSTARTED = 3
+JOB_POLL_SECONDS = 0.5
 PROGRESS_EVERY_SECONDS = 1.0
 PREFIX = "[vlm-tui]"
 
@@ -121,8 +125,10 @@ def follow(
     out: TextIO,
     *,
     detach_on_interrupt: bool = False,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[RunState, dict[str, object], bool]:
-    """Print the run's output until it ends; Ctrl+C stops it, or detaches (True is returned)."""
+    """Print the run's output until it ends; Ctrl+C stops it, or detaches (True is returned).
+    `tick` runs once a round (it prints what else is followed: a job's queue state)."""
     # The parser: imported here, so a dry run never pays for its patterns.
     from vlm_tui.core.output.output_parser import LogLine
     from vlm_tui.core.runs.follow import RunFollower
@@ -151,6 +157,8 @@ def follow(
             if isinstance(notice, str) and notice != last_notice:
                 out.write(f"{PREFIX} stop: {notice}\n")
                 last_notice = notice
+            if tick is not None:
+                tick()
             out.flush()
             if not events and not follower.ended:
                 if supervisor.poll() is not None:
@@ -248,10 +256,15 @@ def run(
 
 
 def _follow_to_end(
-    paths: RunPaths, supervisor: SupervisorHandle, out: TextIO, *, detach_on_interrupt: bool
+    paths: RunPaths,
+    supervisor: SupervisorHandle,
+    out: TextIO,
+    *,
+    detach_on_interrupt: bool,
+    tick: Callable[[], None] | None = None,
 ) -> int:
     state, status, detached = follow(
-        paths, supervisor, out, detach_on_interrupt=detach_on_interrupt
+        paths, supervisor, out, detach_on_interrupt=detach_on_interrupt, tick=tick
     )
     lines = detach_lines(paths) if detached else summary_lines(paths, state, status)
     for line in lines:
@@ -268,6 +281,41 @@ def attach(paths: RunPaths, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     print(f"{PREFIX} attached to {paths.root}", file=out, flush=True)
     return _follow_to_end(paths, RecordedSupervisor(paths), out, detach_on_interrupt=True)
+
+
+def attach_job(paths: RunPaths, job_id: str, out: TextIO | None = None) -> int:
+    """`vlm-tui attach JOB_OR_RUN --no-ui` for a SLURM job: its queue state (a line each time
+    it changes) while it waits, then its run as `attach` follows any, with its nodes' table
+    each time a node comes or changes state. A job that ends before its run starts exits
+    JOB_ENDED_UNSTARTED."""
+    from vlm_tui.core.runs.job_control import JobHandle
+    from vlm_tui.core.runs.job_follow import JobFollower
+
+    out = out or sys.stdout
+    print(f"{PREFIX} following SLURM job {job_id}: run folder {paths.root}", file=out, flush=True)
+    job = JobFollower(paths, JobHandle(job_id))
+    try:
+        while not job.run_started():
+            for line in job.queue_lines():
+                print(f"{PREFIX} {line}", file=out, flush=True)
+            if job.ended_unstarted():
+                print(f"{PREFIX} {job.unstarted_line()}", file=out, flush=True)
+                return JOB_ENDED_UNSTARTED
+            time.sleep(JOB_POLL_SECONDS)
+    except KeyboardInterrupt:
+        for line in detach_lines(paths):
+            print(line, file=out)
+        return INTERRUPTED
+
+    def tick() -> None:
+        for line in [*job.queue_lines(), *job.node_lines()]:
+            print(f"{PREFIX} {line}", file=out, flush=True)
+
+    code = _follow_to_end(paths, job.handle, out, detach_on_interrupt=True, tick=tick)
+    if code != INTERRUPTED:
+        for line in job.end_lines():
+            print(f"{PREFIX} {line}", file=out, flush=True)
+    return code
 
 
 def status(paths: RunPaths, out: TextIO | None = None) -> int:
@@ -293,9 +341,25 @@ def status(paths: RunPaths, out: TextIO | None = None) -> int:
     return 0
 
 
-def stop(paths: RunPaths, *, force: bool, out: TextIO | None = None) -> int:
-    """`vlm-tui stop RUN`: ask a run's supervisor to stop it (SIGINT), or force it (SIGTERM)."""
+def stop(
+    paths: RunPaths,
+    *,
+    force: bool,
+    out: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """`vlm-tui stop RUN`: ask a run's supervisor to stop it (SIGINT), or force it (SIGTERM).
+    A SLURM job's run is stopped through SLURM from outside the job, and inside it (the job
+    script's trap runs this on every node) through this node's own supervisor."""
+    from vlm_tui.core.runs.job_runs import job_id_of, this_node_folder
+
     out = out or sys.stdout
+    job_id = job_id_of(paths)
+    if job_id is not None:
+        here = this_node_folder(paths, os.environ if environ is None else environ)
+        if here is None:
+            return _stop_job(paths, job_id, force=force, out=out)
+        paths = here
     supervisor = RecordedSupervisor(paths)
     status = read_status(paths)
     if supervisor.poll() is not None:
@@ -309,4 +373,28 @@ def stop(paths: RunPaths, *, force: bool, out: TextIO | None = None) -> int:
         else "gracefully (it ends at its next step with a checkpoint and the model)"
     )
     print(f"{PREFIX} stopping {paths.run_id} {how}", file=out)
+    return 0
+
+
+def _stop_job(paths: RunPaths, job_id: str, *, force: bool, out: TextIO) -> int:
+    from vlm_tui.core.runs.job_control import cancel
+    from vlm_tui.core.runs.slurm_queue import PENDING, read_job_state
+
+    state = read_job_state(job_id)
+    if state.ended:
+        print(f"{PREFIX} {state.line()}; nothing to stop", file=out)
+        return 1
+    # A pending job has nothing to save: stopping it is cancelling it.
+    forced = force or state.state == PENDING
+    refused = cancel(job_id, force=forced)
+    if refused is not None:
+        print(f"{PREFIX} cannot stop SLURM job {job_id}: {refused}", file=out)
+        return 1
+    how = (
+        "cancelled (scancel: SIGTERM to every process of it, SIGKILL after the cluster's KillWait)"
+        if forced
+        else "asked to stop gracefully: every node's training saves a checkpoint and the model"
+        " at its next step"
+    )
+    print(f"{PREFIX} SLURM job {job_id} of {paths.run_id} {how}", file=out)
     return 0

@@ -131,3 +131,18 @@ def find_run_folder(query: str | None) -> RunPaths:
     from vlm_tui.core.runs.user_index import indexed_runs
 
     return find_run(Path.cwd() / RUNS_FOLDER, query, indexed_runs())
+
+
+def find_job_or_run(query: str | None) -> RunPaths:
+    """The run a RUN argument names, or the folder of the SLURM job it names (by job id or by
+    name; such a folder holds only job.json until the job's node 0 starts)."""
+    if query is not None and query.strip():
+        from vlm_tui.core.records.folder import RUNS_FOLDER
+        from vlm_tui.core.runs.job_runs import find_job_folder
+
+        found = find_job_folder(Path.cwd() / RUNS_FOLDER, query)
+        if found is not None:
+            return found
+        if query.isdigit():
+            raise UserError("run", f"no run folder under ./{RUNS_FOLDER} records SLURM job {query}")
+    return find_run_folder(query)

@@ -1,10 +1,11 @@
-"""`vlm-tui stop [RUN] [--force]`: ask a run's supervisor to stop it (saving, unless forced)."""
+"""`vlm-tui stop [RUN] [--force]`: ask a run's supervisor to stop it (saving, unless forced);
+a SLURM job's run through SLURM (a job id works too)."""
 
 from __future__ import annotations
 
 import argparse
 
-from vlm_tui.commands.common import find_run_folder, run_parser
+from vlm_tui.commands.common import find_job_or_run, run_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,4 +17,4 @@ def build_parser() -> argparse.ArgumentParser:
 def execute(options: argparse.Namespace) -> int:
     from vlm_tui import headless
 
-    return headless.stop(find_run_folder(options.run), force=options.force)
+    return headless.stop(find_job_or_run(options.run), force=options.force)

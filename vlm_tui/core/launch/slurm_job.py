@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlm_tui.core.records.job_file import RUN_ID_VARIABLE
+from vlm_tui.core.runs.job_control import GRACEFUL_SIGNAL
 
 JOB_SCRIPT_NAME = "job.sbatch"
 # How long before the time limit SLURM warns the script (SIGUSR1): time for a checkpoint.
@@ -148,6 +149,8 @@ def job_script(job: JobRequest) -> str:
             f"# vlm-tui's SLURM job for run {job.run_id}, written by `vlm-tui slurm`.",
             *sbatch,
             "",
+            *_stop_trap(job),
+            "",
             "# The master is the job's first node, at the address SLURM has for it; the port",
             "# comes from the job id, so two jobs on one node never share it.",
             'first_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
@@ -171,6 +174,24 @@ def job_script(job: JobRequest) -> str:
             "",
         ]
     )
+
+
+def _stop_trap(job: JobRequest) -> list[str]:
+    """A graceful stop from the login node: `scancel --batch --signal=USR2` reaches this shell
+    alone (a signal to the step would reach every process in it, launchers included); a step
+    on every node then has that node's vlm-tui ask its own supervisor, once."""
+    stop = " ".join(shlex.quote(word) for word in [*job.vlm_tui, "stop"])
+    run_folder = shlex.quote(str(job.workdir / "runs" / job.run_id))
+    return [
+        "# `vlm-tui stop` from the login node: every node's training stops at its next step,",
+        "# saving; each node's vlm-tui asks its own supervisor.",
+        "stop_nodes() {",
+        '    echo "[vlm-tui] SLURM: stop asked: every node stops its training, saving"',
+        '    srun --overlap --nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1'
+        f" {stop} {run_folder}",
+        "}",
+        f"trap stop_nodes {GRACEFUL_SIGNAL}",
+    ]
 
 
 def _command_lines(program: Sequence[str], args: Sequence[str]) -> list[str]:

@@ -1,0 +1,182 @@
+"""Following and stopping a SLURM job from the login side, on the real two-node SLURM on
+127.0.0.1 (tests/slurm_cluster.py): `vlm-tui attach JOB_OR_RUN --no-ui` and `vlm-tui stop`.
+
+Jobs are submitted held (`--hold`), so PENDING is seen for sure before they are released.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import run_cli
+from tests.slurm_cluster import SlurmCluster
+from vlm_tui.core.launch.demo import demo_asset_paths, demo_cache_root
+from vlm_tui.core.launch.steps import build_demo_in_child
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("slurm")]
+
+# Far more steps than the tests let run: each stops the training well before its end.
+MAX_STEPS = 400
+# Bounds on waiting, far above what each needs; never speed targets.
+JOB_BOUND_S = 900.0
+# What `vlm-tui attach` exits with for a job that ended before its run started.
+JOB_ENDED_UNSTARTED = 3
+
+
+def _wait(what: str, ready: Callable[[], bool], cluster: SlurmCluster, extra: str = "") -> None:
+    deadline = time.monotonic() + JOB_BOUND_S
+    while not ready():
+        assert time.monotonic() < deadline, f"no {what}\n{extra}\n{cluster.logs()}"
+        time.sleep(0.5)
+
+
+def _submit(cluster: SlurmCluster, env: dict[str, str], folder: Path, *extra: str) -> Path:
+    args = ["slurm", "--nodes", "2", "--submit", "--demo", "--max_steps", str(MAX_STEPS)]
+    done = run_cli([*args, "--rendezvous_timeout", "300", *extra], folder, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run,) = (folder / "runs").iterdir()
+    return run
+
+
+def _job_id(run: Path) -> str:
+    return str(json.loads((run / "job.json").read_text())["job_id"])
+
+
+def _steps(run: Path) -> int:
+    try:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return 0
+    return sum(json.loads(line).get("kind") == "train" for line in lines if line.strip())
+
+
+def _in_queue(cluster: SlurmCluster, job_id: str) -> bool:
+    return bool(cluster.command("squeue", "--noheader", "--jobs", job_id).stdout.strip())
+
+
+def _attach(folder: Path, env: dict[str, str], target: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vlm_tui", "attach", target, "--no-ui"],
+            cwd=folder,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.fixture
+def slurm_env(slurm_cluster: SlurmCluster, demo_cache: Path) -> dict[str, str]:
+    env = slurm_cluster.env({"VLM_TUI_CACHE_DIR": str(demo_cache), "HF_HUB_OFFLINE": "1"})
+    build_demo_in_child(demo_asset_paths(demo_cache_root(env)), env)
+    return env
+
+
+def test_attach_shows_pending_then_running_and_both_nodes_and_a_graceful_stop_saves(
+    slurm_cluster: SlurmCluster, slurm_env: dict[str, str], tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    run = _submit(slurm_cluster, slurm_env, tmp_path, "--sbatch_line=--hold")
+    job_id = _job_id(run)
+    log = tmp_path / "attach.log"
+    attach = _attach(tmp_path, slurm_env, run.name, log)
+    try:
+        _wait("PENDING line", lambda: "PENDING (JobHeldUser)" in log.read_text(), slurm_cluster)
+        assert slurm_cluster.command("scontrol", "release", job_id).returncode == 0
+        _wait("second step", lambda: _steps(run) >= 2, slurm_cluster, log.read_text())
+        stop = run_cli(["stop", run.name], tmp_path, slurm_env)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert f"SLURM job {job_id} of {run.name} asked to stop gracefully" in stop.stdout
+        _wait("attach's end", lambda: attach.poll() is not None, slurm_cluster, log.read_text())
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+    seen = log.read_text()
+    print(f"attach + graceful stop: {time.monotonic() - started:.1f} s\n{seen[-3000:]}")
+    pending = seen.index(f"SLURM job {job_id}: PENDING (JobHeldUser)")
+    running = seen.index(f"SLURM job {job_id}: RUNNING on n[1-2]")
+    assert pending < running
+    # The nodes' table, as attach prints it whenever a node comes or changes: both nodes.
+    table = seen[seen.index("nodes (2 expected):") :]
+    assert "\n[vlm-tui] 0 " in table and "\n[vlm-tui] 1 " in table, table
+    assert "[vlm-tui] stopped (exit " in seen
+
+    # Every node's supervisor was asked once, by that node's own `vlm-tui stop`.
+    job_output = (run / f"slurm-{job_id}.out").read_text(errors="replace")
+    assert job_output.count("SLURM: stop asked") == 1
+    assert job_output.count(f"stopping {run.name} gracefully") == 1
+    assert job_output.count("stopping node1 gracefully") == 1
+    for folder in (run, run / "node1"):
+        status = json.loads((folder / "status.json").read_text())
+        assert status["state"] == "stopped", (folder, status)
+    steps = _steps(run)
+    assert 2 <= steps < MAX_STEPS
+    assert (tmp_path / "outputs" / "vlm-tui-demo" / "adapter_model.safetensors").is_file()
+    assert any((tmp_path / "outputs" / "vlm-tui-demo").glob(f"checkpoint-{steps}"))
+    _wait("job's end", lambda: not _in_queue(slurm_cluster, job_id), slurm_cluster)
+
+
+def _run_processes(run: Path) -> list[psutil.Process]:
+    """Processes on this machine (both nodes' here) that belong to the run: its id in their
+    environment or its folder on their command line."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            named = run.name == process.environ().get("VLM_TUI_RUN_ID")
+            named = named or str(run) in " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if named:
+            found.append(process)
+    return found
+
+
+def test_a_forced_stop_leaves_no_process_of_the_run_on_either_node(
+    slurm_cluster: SlurmCluster, slurm_env: dict[str, str], tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    run = _submit(slurm_cluster, slurm_env, tmp_path)
+    job_id = _job_id(run)
+    _wait("first step", lambda: _steps(run) >= 1, slurm_cluster)
+    pids = [
+        json.loads((folder / "status.json").read_text())["supervisor_pid"]
+        for folder in (run, run / "node1")
+    ]
+    assert len(_run_processes(run)) >= 4  # each node's vlm-tui, supervisor and training
+    stop = run_cli(["stop", "--force", job_id], tmp_path, slurm_env)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert f"SLURM job {job_id} of {run.name} cancelled" in stop.stdout
+    _wait("job's end", lambda: not _in_queue(slurm_cluster, job_id), slurm_cluster)
+    print(f"forced stop: {time.monotonic() - started:.1f} s")
+    state = slurm_cluster.command("scontrol", "--oneliner", "show", "job", job_id).stdout
+    assert "JobState=CANCELLED" in state
+    assert _run_processes(run) == []
+    assert not [pid for pid in pids if psutil.pid_exists(pid)]
+
+
+def test_attach_to_a_job_cancelled_while_pending_says_so_and_exits_non_zero(
+    slurm_cluster: SlurmCluster, slurm_env: dict[str, str], tmp_path: Path
+) -> None:
+    run = _submit(slurm_cluster, slurm_env, tmp_path, "--sbatch_line=--hold")
+    job_id = _job_id(run)
+    log = tmp_path / "attach.log"
+    attach = _attach(tmp_path, slurm_env, job_id, log)
+    try:
+        _wait("PENDING line", lambda: "PENDING (JobHeldUser)" in log.read_text(), slurm_cluster)
+        assert slurm_cluster.command("scancel", job_id).returncode == 0
+        _wait("attach's end", lambda: attach.poll() is not None, slurm_cluster, log.read_text())
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+    seen = log.read_text()
+    assert attach.returncode == JOB_ENDED_UNSTARTED, seen
+    assert f"SLURM job {job_id} ended (CANCELLED) before its run started" in seen
+    assert not (run / "status.json").exists()
