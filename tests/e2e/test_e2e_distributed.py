@@ -82,3 +82,20 @@ def test_runs_compare_shows_the_measured_speedup_beside_the_guides(
         rows[two.name],
     )
     print(done.stdout)  # the measured figures, for the record (pytest -s)
+
+
+def test_try_answers_with_what_the_two_process_run_saved(
+    two_processes: Path, demo_cache: Path
+) -> None:
+    """A multi-process run's weights are the ones rank 0 wrote into the run's output_dir:
+    `vlm-tui try` reads them from the run's config alone, as for one process."""
+    run = only_run(two_processes)
+    done = run_cli(
+        ["try", run.name, "--rows", "1", "--max_new_tokens", "6", "--no-ui"],
+        two_processes,
+        clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache)}),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    output = two_processes / "outputs" / "vlm-tui-demo"
+    assert f"adapter {output} (final weights)" in done.stdout
+    assert "  fine-tuned  " in done.stdout and "  base  " in done.stdout
