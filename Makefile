@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python -m bench.training_overhead --write-markdown BENCHMARKS.md
 	$(BIN)/python -m bench.nvml_poll --write-markdown BENCHMARKS.md
 	$(BIN)/python -m bench.dataset_check --write-markdown BENCHMARKS.md
+	$(BIN)/python -m bench.try_loading --write-markdown BENCHMARKS.md
 
 lint: setup
 	$(BIN)/ruff check vlm_tui tests bench harness
