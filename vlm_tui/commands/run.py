@@ -18,11 +18,12 @@ def build_parser(prog: str = "vlm-tui") -> argparse.ArgumentParser:
         prog=prog,
         description="Launch and monitor vision-language model fine-tuning with Axolotl."
         " Also: `vlm-tui doctor` (the pre-flight checks alone), `vlm-tui runs [--compare]`"
-        " (every run here; their speed-ups),"
+        " (every run here and in the per-user index; their speed-ups),"
         " `vlm-tui attach [RUN]` (watch a run again), `vlm-tui stop [RUN]`,"
         " `vlm-tui status [RUN]` (a run's state and its nodes), `vlm-tui try [RUN]` (the base"
         " and the fine-tuned model's answers, side by side), `vlm-tui merge [RUN]` (the adapter"
-        " merged into a model that loads alone).",
+        " merged into a model that loads alone), `vlm-tui slurm` (the same run as a SLURM job:"
+        " its script written, and submitted with --submit).",
         allow_abbrev=False,
     )
     mode = parser.add_argument_group("what to run")
