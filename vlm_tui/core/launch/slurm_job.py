@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlm_tui.core.records.job_file import RUN_ID_VARIABLE
+from vlm_tui.core.records.folder import RUNS_FOLDER
+from vlm_tui.core.records.job_file import JOB_RESUMES_VARIABLE, RUN_ID_VARIABLE
+from vlm_tui.core.request.axolotl_config import CHECKPOINT_TRIGGER_FILE
 from vlm_tui.core.runs.job_control import GRACEFUL_SIGNAL
 
 JOB_SCRIPT_NAME = "job.sbatch"
@@ -115,11 +117,15 @@ def sbatch_lines(job: JobRequest) -> list[tuple[str, str]]:
         ("--time", job.time_limit, "the time limit: SLURM ends the job then"),
     ]
     lines += [(f"{option}={value}", why) for option, value, why in asked if value is not None]
+    # A --signal given with --sbatch_line replaces the default warning (sbatch takes one).
+    if not any(option.startswith("--signal") for option in job.extra_options):
+        lines.append(
+            (
+                f"--signal=B:USR1@{EARLY_WARNING_S}",
+                f"warn this script {EARLY_WARNING_S} s before the time limit",
+            )
+        )
     lines += [
-        (
-            f"--signal=B:USR1@{EARLY_WARNING_S}",
-            f"warn this script {EARLY_WARNING_S} s before the time limit",
-        ),
         (
             "--requeue" if job.requeue else "--no-requeue",
             "may be put back in the queue after preemption or a node failure"
@@ -143,6 +149,7 @@ def job_script(job: JobRequest) -> str:
         for line, (_, why) in zip(options, sbatch_lines(job), strict=True)
     ]
     command = " \\\n    ".join(_command_lines([*job.vlm_tui, "--no-ui"], job.run_args))
+    run_folder = shlex.quote(str(job.workdir / RUNS_FOLDER / job.run_id))
     return "\n".join(
         [
             "#!/bin/bash",
@@ -161,7 +168,28 @@ def job_script(job: JobRequest) -> str:
             "# Every node's vlm-tui records into this one run folder under runs/.",
             f"export {RUN_ID_VARIABLE}={shlex.quote(job.run_id)}",
             "",
-            f"trap 'echo \"[vlm-tui] SLURM: the time limit is {EARLY_WARNING_S} s away\"' USR1",
+            f"run_folder={run_folder}",
+            "# A requeued or re-submitted job finds the run recorded: every node goes on in it",
+            "# from the newest complete checkpoint, node 0's, on the shared folder.",
+            'if [ -e "$run_folder/command.json" ]; then',
+            f"    export {JOB_RESUMES_VARIABLE}=1",
+            "    # The earlier attempt's cross-node check answered for that attempt only.",
+            '    if [ -d "$run_folder/node-check" ]; then',
+            '        mv "$run_folder/node-check"'
+            ' "$run_folder/node-check-before-$SLURM_JOB_ID.${SLURM_RESTART_COUNT:-0}"',
+            "    fi",
+            '    echo "[vlm-tui] SLURM: run $VLM_TUI_RUN_ID goes on from its newest checkpoint"',
+            "fi",
+            "",
+            "# The time limit's early warning: node 0's training saves a checkpoint after its",
+            "# next step (the trigger file in its output folder, named in its status.json).",
+            "early_warning() {",
+            '    output=$(sed -n \'s/^  "output_dir": "\\(.*\\)",\\{0,1\\}$/\\1/p\''
+            ' "$run_folder/status.json")',
+            '    echo "[vlm-tui] SLURM: the time limit is near: asking node 0 for a checkpoint"',
+            f'    [ -n "$output" ] && touch "$output/{CHECKPOINT_TRIGGER_FILE}"',
+            "}",
+            "trap early_warning USR1",
             f"srun --kill-on-bad-exit=1 {command} &",
             "step=$!",
             "# wait returns early when the warning arrives; the step goes on until it ends.",

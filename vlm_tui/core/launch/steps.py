@@ -42,7 +42,7 @@ from vlm_tui.core.records.folder import (
     iso,
     utc_now,
 )
-from vlm_tui.core.records.job_file import RUN_ID_VARIABLE, claim_job_folder
+from vlm_tui.core.records.job_file import RUN_ID_VARIABLE, claim_job_folder, job_resumes
 from vlm_tui.core.records.status_file import write_status
 from vlm_tui.core.records.trackers_file import write_trackers
 from vlm_tui.core.request.axolotl_config import (
@@ -192,16 +192,21 @@ def plan_run(request: LaunchRequest, environ: Mapping[str, str], workdir: Path) 
     plugins = [str(p) for p in config.get("plugins") or [] if p not in VLM_TUI_PLUGINS]
     config["plugins"] = [*plugins, *ours]
     start_step = 0
-    if request.resume:
+    # A later attempt of a job: every node loads node 0's newest complete checkpoint from the
+    # shared output folder (a node's own rng_state file may be missing there: the Trainer then
+    # goes on without it), or starts over where none was saved; the output is the job's own.
+    resumes_job = job_resumes(environ)
+    if request.resume or resumes_job:
         newest = newest_checkpoint(output_dir)
-        if newest is None:
+        if newest is None and not resumes_job:
             raise UserError(
                 "resume",
                 f"{output_dir} holds no complete checkpoint-N folder to go on from;"
                 " run without --resume",
             )
-        start_step, checkpoint = newest
-        config["resume_from_checkpoint"] = str(checkpoint)
+        if newest is not None:
+            start_step, checkpoint = newest
+            config["resume_from_checkpoint"] = str(checkpoint)
     # Other nodes never write into the output folder, so what is already there is node 0's.
     elif topology.node_rank == 0 and _holds_results(output_dir) and not request.overwrite:
         raise UserError(
@@ -254,7 +259,8 @@ def open_run_folder(plan: RunPlan, environ: Mapping[str, str], workdir: Path) ->
     runs_root = workdir / RUNS_FOLDER
     run_id = environ.get(RUN_ID_VARIABLE)
     if run_id:
-        return claim_job_folder(runs_root, run_id, plan.topology.node_rank)
+        resume_from = plan.start_step if job_resumes(environ) else None
+        return claim_job_folder(runs_root, run_id, plan.topology.node_rank, resume_from=resume_from)
     return create_run_folder(runs_root, run_name(plan), utc_now())
 
 

@@ -8,13 +8,19 @@ folder holds every node's records, whichever node starts first.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.records.folder import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.records.job_attempt import continue_in_folder
 
 RUN_ID_VARIABLE = "VLM_TUI_RUN_ID"
+# Set ("1") by the job script when the run folder already held a recorded run as the job
+# started: a requeued or re-submitted job, whose every node goes on in the same folder from the
+# newest complete checkpoint. Decided once, before any node starts, so all nodes agree.
+JOB_RESUMES_VARIABLE = "VLM_TUI_JOB_RESUMES"
 JOB_RECORD_NAME = "job.json"
 
 
@@ -35,14 +41,23 @@ def node_folder(job_root: Path, node_rank: int) -> Path:
     return job_root if node_rank == 0 else job_root / f"node{node_rank}"
 
 
-def claim_job_folder(runs_root: Path, run_id: str, node_rank: int) -> RunPaths:
-    """This node's run folder in the job's run folder `runs_root/run_id`; never one that holds
-    a recorded run already."""
+def job_resumes(environ: Mapping[str, str]) -> bool:
+    """Whether this is a later attempt of a job whose run folder holds an earlier one."""
+    return bool(environ.get(RUN_ID_VARIABLE)) and environ.get(JOB_RESUMES_VARIABLE) == "1"
+
+
+def claim_job_folder(
+    runs_root: Path, run_id: str, node_rank: int, *, resume_from: int | None = None
+) -> RunPaths:
+    """This node's run folder in the job's run folder `runs_root/run_id`; one that holds a
+    recorded run only for a later attempt of the job (`resume_from`: the step it goes on from)."""
     if run_id in (".", "..") or "/" in run_id or "\\" in run_id or not run_id.strip():
         raise UserError(RUN_ID_VARIABLE, f"must name one folder under runs/, not {run_id!r}")
     root = node_folder(runs_root / run_id, node_rank)
     paths = RunPaths(root)
-    if paths.command.exists() or paths.status.exists():
+    if (paths.command.exists() or paths.status.exists()) and resume_from is not None:
+        continue_in_folder(paths, resume_from)
+    elif paths.command.exists() or paths.status.exists():
         raise UserError(
             RUN_ID_VARIABLE,
             f"{root} already holds a recorded run; a job's nodes record into a fresh run folder",
