@@ -7,6 +7,7 @@ second, a summary, and exits with the training's own exit code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -135,6 +136,9 @@ def follow(
 
     follower = RunFollower(paths)
     stopper = Stopper(supervisor, out)
+    forced = False
+    if not detach_on_interrupt:
+        _follow_through_sigterm()
     next_progress = time.monotonic() + PROGRESS_EVERY_SECONDS
     last_line: str | None = None
     last_notice: str | None = None
@@ -173,7 +177,33 @@ def follow(
                 follower.close()
                 return follower.state, follower.status, True
             stopper.request()
+        except Terminated:
+            # Forced: followed on until the supervisor records the end, when nothing of the
+            # run is left (a scheduler's step lasts while this process does).
+            if supervisor.poll() is None:
+                supervisor.send_signal(signal.SIGTERM)
+            print(f"{PREFIX} stopping by force (SIGTERM)", file=out, flush=True)
+            forced = True
+    # The supervisor exits just after recording the end: this process outlives it.
+    while forced and supervisor.poll() is None:
+        time.sleep(POLL_SECONDS)
     return follower.state, follower.status, False
+
+
+class Terminated(Exception):
+    """SIGTERM to the front-end that owns a run (scancel sends it to every process of a job)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _follow_through_sigterm() -> None:
+    """SIGTERM forces the run's stop and the front-end follows it to its end: under SLURM,
+    once this process (the step's task) is gone, SLURM no longer tracks a supervisor in a
+    session of its own (measured: the job left the queue while the run's processes lived)."""
+    with contextlib.suppress(ValueError):  # not the main thread: SIGTERM stays as it was
+        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 DOCTOR_WAIT_SECONDS = 10

@@ -128,9 +128,12 @@ def _run_processes(run: Path) -> list[psutil.Process]:
     """Processes on this machine (both nodes' here) that belong to the run: its id in their
     environment or its folder on their command line."""
     found = []
+    workdir = str(run.parent.parent)
     for process in psutil.process_iter():
         try:
+            # Run names can repeat between test folders: the id counts in this folder only.
             named = run.name == process.environ().get("VLM_TUI_RUN_ID")
+            named = named and process.cwd().startswith(workdir)
             named = named or str(run) in " ".join(process.cmdline())
         except psutil.Error:
             continue
@@ -158,8 +161,18 @@ def test_a_forced_stop_leaves_no_process_of_the_run_on_either_node(
     print(f"forced stop: {time.monotonic() - started:.1f} s")
     state = slurm_cluster.command("scontrol", "--oneliner", "show", "job", job_id).stdout
     assert "JobState=CANCELLED" in state
-    assert _run_processes(run) == []
-    assert not [pid for pid in pids if psutil.pid_exists(pid)]
+    left = [(p.pid, p.ppid(), " ".join(p.cmdline())[:160]) for p in _run_processes(run)]
+    assert left == [], left
+    assert not [pid for pid in pids if _running(pid)]
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited process whose new parent, init here, has not reaped it
+    yet holds nothing)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_attach_to_a_job_cancelled_while_pending_says_so_and_exits_non_zero(
