@@ -8,12 +8,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import ProgressBar, Static
 
 from tests.helpers import clean_environ
 from tests.recorded_runs import record_output
 from tests.tui.test_setup_screen import SIZE, make_app, wait_for
 from vlm_tui.core.records.folder import RunPaths, read_json, write_json_atomic
+from vlm_tui.core.records.job_file import write_job_record
+from vlm_tui.tui.app import VlmTuiApp
 from vlm_tui.tui.monitor_screen import MonitorScreen, RunView
 from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.widgets.log_view import LogView
@@ -44,6 +47,14 @@ def recorded_run(root: Path, steps: int = 20, state: str = "finished") -> RunPat
     return paths
 
 
+async def open_monitor(app: VlmTuiApp, pilot: Pilot[int], paths: RunPaths) -> MonitorScreen:
+    """The monitor following `paths`, pushed over the app's setup screen."""
+    await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
+    screen = MonitorScreen(None, app.environ, app.workdir, run_folder=paths)
+    await app.push_screen(screen)
+    return screen
+
+
 def test_run_view_lines() -> None:
     view = RunView(samples_per_step=16, world_size=2)
     assert view.progress_line() == "waiting for the trainer's first step"
@@ -63,9 +74,7 @@ def test_following_a_recorded_run_fills_the_chart_progress_and_state(tmp_path: P
 
     async def scenario() -> None:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
-            screen = MonitorScreen(None, environ, tmp_path, run_folder=paths)
-            await app.push_screen(screen)
+            screen = await open_monitor(app, pilot, paths)
             await wait_for(lambda: screen.view.ended, pilot)
             chart = screen.query_one(LossChart)
             await wait_for(lambda: chart.last_rendered_points > 0, pilot)
@@ -271,3 +280,68 @@ def test_quitting_asks_only_until_a_started_run_records_its_end(tmp_path: Path) 
         still_tidying.kill()
         still_tidying.wait()
     assert app.return_code == 0
+
+
+def test_a_slurm_jobs_state_lines_lead_with_its_queue_state() -> None:
+    view = RunView(samples_per_step=1, world_size=1)
+    view.queue_line = "SLURM job 7: PENDING (JobHeldUser)"
+    # No run record yet: the queue state and what the screen waits for.
+    assert view.state_lines() == [
+        "SLURM job 7: PENDING (JobHeldUser)",
+        "waiting for the job's node 0 to start the run",
+    ]
+    view.queue_line = "SLURM job 7: RUNNING on n[1-2]"
+    view.status = {"state": "running"}
+    assert view.state_lines() == ["SLURM job 7: RUNNING on n[1-2]", "running"]
+    view.unstarted = "SLURM job 7 ended (CANCELLED) before its run started: nothing was trained"
+    assert view.state_lines() == [view.unstarted]
+
+
+def test_a_jobs_run_folder_is_followed_from_its_queue_state_to_node_0s_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No SLURM commands on PATH: the queue state reads UNKNOWN with why, the screen waits for
+    node 0's records instead of failing, s goes to SLURM (and says why it cannot), and the run
+    is followed once its records appear."""
+    monkeypatch.setenv("PATH", str(tmp_path / "no-commands"))
+    job_folder = tmp_path / "runs" / "job"
+    job_folder.mkdir(parents=True)
+    paths = RunPaths(job_folder)
+    write_job_record(paths, {"scheduler": "slurm", "job_id": "4242"})
+    staged = recorded_run(tmp_path / "staged")
+    environ = clean_environ()
+    app = make_app(tmp_path, environ)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_monitor(app, pilot, paths)
+            state = screen.query_one("#run-state", Static)
+            await wait_for(lambda: "SLURM job 4242: UNKNOWN" in str(state.render()), pilot)
+            shown = str(state.render())
+            assert "scontrol is not on PATH" in shown
+            assert "waiting for the job's node 0 to start the run" in shown
+            log = screen.query_one(LogView)
+            await pilot.press("s")
+
+            def said(text: str) -> bool:
+                log.flush_now()
+                return any(text in line for line in log.history())
+
+            await wait_for(lambda: said("cannot stop SLURM job 4242: scancel is not on"), pilot)
+            # Node 0 starts: its records appear, status.json (naming its supervisor) last.
+            status = read_json(staged.status)
+            assert status is not None
+            for name in ("command.json", "config.yml", "train.log", "metrics.jsonl"):
+                (job_folder / name).write_bytes((staged.root / name).read_bytes())
+            write_json_atomic(paths.status, {**status, "supervisor_pid": 1})
+            await wait_for(lambda: screen.view.ended, pilot)
+            shown = str(state.render())
+            assert shown.splitlines()[:2] == [
+                "SLURM job 4242: UNKNOWN (scontrol is not on PATH; sacct: sacct is not on PATH)",
+                "finished (exit 0)",
+            ]
+            # Its batch shape is read once node 0 recorded it: 4 x 2 x 2 processes.
+            assert screen.view.samples_per_step == 16
+            assert said("the job's run started")
+
+    asyncio.run(scenario())

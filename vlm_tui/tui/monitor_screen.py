@@ -5,9 +5,12 @@ starting the supervisor, then following the run folder. It parses nothing of the
 output: the supervisor already did, into metrics.jsonl and status.json, which the worker reads
 along with train.log split into lines. It hands the UI small batches through
 `call_from_thread`, which waits for the UI to take each one, so a flood of output slows the
-reader, never the screen. The GPU panel and the cluster table (every node's heartbeat, read
-from the run folder) poll in workers of their own, once a second. The run itself belongs to its
-supervisor: leaving this screen or quitting the app leaves it running.
+reader, never the screen. A SLURM job's run (its folder holds job.json) is followed from its
+place in the queue: the worker asks SLURM (never the UI thread), waits while the job is pending
+and node 0 has recorded nothing, and the stop keys go through SLURM (scancel). The GPU panel
+and the cluster table (every node's heartbeat, read from the run folder) poll in workers of
+their own, once a second. The run itself belongs to its supervisor: leaving this screen or
+quitting the app leaves it running.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import math
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,6 +49,10 @@ from vlm_tui.core.records.trackers_file import tracker_lines, tracker_names
 from vlm_tui.core.request.axolotl_config import CHECKPOINT_TRIGGER_FILE
 from vlm_tui.core.runs.control import RecordedSupervisor, SupervisorHandle
 from vlm_tui.core.runs.follow import RecordFollower
+from vlm_tui.core.runs.job_control import JobHandle
+from vlm_tui.core.runs.job_follow import END_WAIT_S, JobFollower
+from vlm_tui.core.runs.job_runs import job_id_of
+from vlm_tui.core.runs.slurm_queue import PENDING
 from vlm_tui.core.text.run_lines import ProgressFigures, outcome_lines, progress_line, state_line
 from vlm_tui.tui.hand_over import on_ui
 from vlm_tui.tui.setup_values import error_text
@@ -59,6 +66,10 @@ POLL_SECONDS = 0.1
 # Bytes of train.log parsed per hand-over: small batches keep each UI update short.
 BATCH_BYTES = 256 * 1024
 CHART_EVERY_SECONDS = 0.5
+# A SLURM job's queue is asked at most every few seconds (QueueWatcher); its run folder is
+# looked at for node 0's records more often.
+JOB_POLL_SECONDS = 0.5
+WAITING_FOR_RUN = "waiting for the job's node 0 to start the run"
 
 
 @dataclass
@@ -75,6 +86,9 @@ class RunView:
     loss_points: int = 0
     status: dict[str, Any] = field(default_factory=dict)
     ended: bool = False
+    # A SLURM job's place in the queue as last read, and why its run never started.
+    queue_line: str = ""
+    unstarted: str = ""
 
     def progress_line(self) -> str:
         progress = self.progress
@@ -95,7 +109,12 @@ class RunView:
         )
 
     def state_lines(self) -> list[str]:
-        return [state_line(self.status), *outcome_lines(self.status, ended=self.ended)]
+        queue = [self.queue_line] if self.queue_line else []
+        if self.unstarted:
+            return [self.unstarted]
+        if queue and not self.status:
+            return [*queue, WAITING_FOR_RUN]
+        return [*queue, state_line(self.status), *outcome_lines(self.status, ended=self.ended)]
 
 
 @dataclass(frozen=True)
@@ -232,18 +251,26 @@ class MonitorScreen(Screen[None]):
         self.environ = dict(environ)
         self.workdir = workdir
         self.skip_check = skip_check
-        config = plan.config if plan is not None else _recorded_config(run_folder)
-        world = plan.topology.world_size if plan is not None else _recorded_world(run_folder)
-        per_step = int(config.get("micro_batch_size") or 1)
-        per_step *= int(config.get("gradient_accumulation_steps") or 1) * world
+        if plan is not None:
+            per_step, world = _samples_per_step(plan.config, plan.topology.world_size)
+        else:
+            per_step, world = _recorded_shape(run_folder)
         self.view = RunView(samples_per_step=per_step, world_size=world)
         self.paths: RunPaths | None = run_folder
         self.supervisor: SupervisorHandle | None = None
+        # A SLURM job's run (job.json): followed from its place in the queue, steered by SLURM.
+        self.job: JobFollower | None = None
+        job_id = job_id_of(run_folder) if run_folder is not None else None
+        if run_folder is not None and job_id is not None:
+            self.job = JobFollower(run_folder, JobHandle(job_id))
         if run_folder is not None:
             recorded = read_status(run_folder)
             if recorded.get("state") not in TERMINAL_STATES:
-                # Started elsewhere (another UI, a killed one, --no-ui): still ours to steer.
-                self.supervisor = RecordedSupervisor(run_folder)
+                # Started elsewhere (another UI, a killed one, --no-ui): still ours to steer;
+                # a job's processes are on its nodes, not here: SLURM carries the signals.
+                self.supervisor = (
+                    self.job.handle if self.job is not None else RecordedSupervisor(run_folder)
+                )
         self.refused: str | None = None
         self.telemetry = telemetry
         self._shown_progress = ""
@@ -271,7 +298,12 @@ class MonitorScreen(Screen[None]):
         if self.plan is None:
             assert self.paths is not None
             self.sub_title = _run_title(self.paths)
-            self._add_lines([f"{PREFIX} {line}" for line in tracker_lines(self.paths)])
+            if self.job is not None:
+                # Its trackers are said once node 0 has recorded the run (the worker reads them).
+                job_id = self.job.handle.job_id
+                self._add_lines([f"{PREFIX} following SLURM job {job_id}: {self.paths.root}"])
+            else:
+                self._add_lines([f"{PREFIX} {line}" for line in tracker_lines(self.paths)])
             self._watch()
             return
         self.sub_title = f"run: {self.plan.settings.output_model_name or self.plan.output_dir.name}"
@@ -285,7 +317,39 @@ class MonitorScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _watch(self) -> None:
         assert self.paths is not None
+        if self.job is not None:
+            self._follow_job(self.job)
+            return
         self._follow(self.paths, self.supervisor)
+
+    def _follow_job(self, job: JobFollower) -> None:
+        """A SLURM job's run: its queue state while it waits (no run record yet), then its run
+        folder as any run's, the queue state still said as it changes, then how the job ended."""
+        worker = get_current_worker()
+
+        def show_queue() -> None:
+            # scontrol runs here, in the worker, at most every few seconds (QueueWatcher).
+            for line in job.queue_lines():
+                self._hand(self._show_queue, line)
+
+        while not job.run_started():
+            show_queue()
+            if job.ended_unstarted():
+                self._hand(self._ended_unstarted, job.unstarted_line())
+                return
+            if worker.is_cancelled:
+                return
+            time.sleep(JOB_POLL_SECONDS)
+        records = (_recorded_shape(job.paths), _run_title(job.paths), tracker_lines(job.paths))
+        self._hand(self._job_run_started, *records)
+        self._follow(job.paths, job.handle, tick=show_queue)
+        # Node 0 records its end before the other nodes and SLURM are done with the job.
+        deadline = time.monotonic() + END_WAIT_S
+        while not worker.is_cancelled and job.handle.poll() is None:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(JOB_POLL_SECONDS)
+        show_queue()
 
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _run(self) -> None:
@@ -317,12 +381,20 @@ class MonitorScreen(Screen[None]):
         self._hand(self._started, paths, launch_plan, supervisor)
         self._follow(paths, supervisor)
 
-    def _follow(self, paths: RunPaths, supervisor: SupervisorHandle | None) -> None:
+    def _follow(
+        self,
+        paths: RunPaths,
+        supervisor: SupervisorHandle | None,
+        tick: Callable[[], None] | None = None,
+    ) -> None:
+        """Follow the run folder to the run's end; `tick` runs each round, in this worker."""
         worker = get_current_worker()
         follower = RecordFollower(paths)
         figures = _Figures()
         last_status: dict[str, Any] | None = None
         while not worker.is_cancelled:
+            if tick is not None:
+                tick()
             batch = follower.poll(max_bytes=BATCH_BYTES)
             ended = batch.ended
             if not ended and batch.empty and supervisor and supervisor.poll() is not None:
@@ -356,6 +428,22 @@ class MonitorScreen(Screen[None]):
         self._add_lines([f"{PREFIX} not launched: {text}", f"{PREFIX} press b to fix the setup"])
         self._show_state()
         self.app.bell()
+
+    def _show_queue(self, line: str) -> None:
+        self.view.queue_line = line
+        self._show_state()
+
+    def _ended_unstarted(self, line: str) -> None:
+        self.view.unstarted = line
+        self.view.ended = True
+        self._add_lines([f"{PREFIX} {line}"])
+        self._show_state()
+
+    def _job_run_started(self, shape: tuple[int, int], title: str, trackers: list[str]) -> None:
+        """Node 0 recorded the job's run: its batch shape and trackers are known now."""
+        self.view.samples_per_step, self.view.world_size = shape
+        self.sub_title = title
+        self._add_lines([f"{PREFIX} the job's run started", *(f"{PREFIX} {t}" for t in trackers)])
 
     def _started(
         self, paths: RunPaths, launch_plan: LaunchPlan, supervisor: subprocess.Popen[bytes]
@@ -407,7 +495,7 @@ class MonitorScreen(Screen[None]):
             return
         self._shown_state = lines
         widget.update(lines)
-        state = str(self.view.status.get("state", ""))
+        state = "failed" if self.view.unstarted else str(self.view.status.get("state", ""))
         for name in ("finished", "failed", "stopped", "refused"):
             widget.set_class(state == name, f"-{name}")
 
@@ -422,8 +510,27 @@ class MonitorScreen(Screen[None]):
         if not self.live or self.supervisor is None:
             self.notify("no live run to stop", severity="warning")
             return
+        if self.job is not None:
+            self._signal_job(self.job.handle, signum)
+            return
         self.supervisor.send_signal(signum)
         self._add_lines([f"{PREFIX} {what}"])
+
+    @work(thread=True, exclusive=True, group="job-stop", exit_on_error=False)
+    def _signal_job(self, handle: JobHandle, signum: int) -> None:
+        """scancel, in a worker: the login node holds none of the job's processes."""
+        state = handle.watcher.state
+        # A pending job has nothing to save: stopping it is cancelling it.
+        forced = signum != signal.SIGINT or (state is not None and state.state == PENDING)
+        handle.send_signal(signal.SIGTERM if forced else signal.SIGINT)
+        job = f"SLURM job {handle.job_id}"
+        if handle.refused is not None:
+            line = f"cannot stop {job}: {handle.refused}"
+        elif forced:
+            line = f"{job} cancelled (scancel): SIGTERM to every process of it, then SIGKILL"
+        else:
+            line = f"{job} asked to stop gracefully: every node saves at its next step"
+        self._hand(self._add_lines, [f"{PREFIX} {line}"])
 
     def action_stop(self) -> None:
         self._signal(
@@ -512,6 +619,18 @@ def _run_title(paths: RunPaths) -> str:
     too long for the header: the log shows them)."""
     trackers = tracker_names(paths)
     return f"run: {paths.root.name}" + ("" if trackers == "-" else f"  trackers: {trackers}")
+
+
+def _samples_per_step(config: Mapping[str, Any], world: int) -> tuple[int, int]:
+    """Samples a step and processes: the progress line's figures for the run."""
+    per_step = int(config.get("micro_batch_size") or 1)
+    per_step *= int(config.get("gradient_accumulation_steps") or 1) * world
+    return per_step, world
+
+
+def _recorded_shape(paths: RunPaths | None) -> tuple[int, int]:
+    """`_samples_per_step` of a run folder's records (1 and 1 before they exist)."""
+    return _samples_per_step(_recorded_config(paths), _recorded_world(paths))
 
 
 def _recorded_config(paths: RunPaths | None) -> dict[str, Any]:
