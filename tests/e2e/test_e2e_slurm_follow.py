@@ -1,25 +1,37 @@
 """Following and stopping a SLURM job from the login side, on the real two-node SLURM on
-127.0.0.1 (tests/slurm_cluster.py): `vlm-tui attach JOB_OR_RUN --no-ui` and `vlm-tui stop`.
+127.0.0.1 (tests/slurm_cluster.py): `vlm-tui attach JOB_OR_RUN --no-ui` and `vlm-tui stop`, and
+the monitor `vlm-tui attach JOB_OR_RUN` opens (a Pilot test).
 
 Jobs are submitted held (`--hold`), so PENDING is seen for sure before they are released.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+from textual.widgets import Static
 
 from tests.helpers import run_cli
 from tests.slurm_cluster import SlurmCluster
+from vlm_tui.commands.common import find_job_or_run
 from vlm_tui.core.launch.demo import demo_asset_paths, demo_cache_root
-from vlm_tui.core.launch.steps import build_demo_in_child
+from vlm_tui.core.launch.steps import LaunchRequest, build_demo_in_child
+from vlm_tui.core.records.folder import RunPaths
+from vlm_tui.core.request.settings import settings_from_values
+from vlm_tui.tui.app import VlmTuiApp
+from vlm_tui.tui.monitor_screen import MonitorScreen
+from vlm_tui.tui.setup_values import start_for
+from vlm_tui.tui.widgets.cluster_table import ClusterTable
+from vlm_tui.tui.widgets.log_view import LogView
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("slurm")]
 
@@ -73,6 +85,19 @@ def _attach(folder: Path, env: dict[str, str], target: str, log: Path) -> subpro
         )
 
 
+def _stopped_with_weights(run: Path, workdir: Path, max_steps: int) -> int:
+    """The steps trained, once both nodes recorded a graceful stop that saved a checkpoint of
+    the last step and the final adapter before `max_steps`."""
+    for folder in (run, run / "node1"):
+        status = json.loads((folder / "status.json").read_text())
+        assert status["state"] == "stopped", (folder, status)
+    steps = _steps(run)
+    assert steps < max_steps
+    assert (workdir / "outputs" / "vlm-tui-demo" / "adapter_model.safetensors").is_file()
+    assert any((workdir / "outputs" / "vlm-tui-demo").glob(f"checkpoint-{steps}"))
+    return steps
+
+
 @pytest.fixture
 def slurm_env(slurm_cluster: SlurmCluster, demo_cache: Path) -> dict[str, str]:
     env = slurm_cluster.env({"VLM_TUI_CACHE_DIR": str(demo_cache), "HF_HUB_OFFLINE": "1"})
@@ -114,13 +139,7 @@ def test_attach_shows_pending_then_running_and_both_nodes_and_a_graceful_stop_sa
     assert job_output.count("SLURM: stop asked") == 1
     assert job_output.count(f"stopping {run.name} gracefully") == 1
     assert job_output.count("stopping node1 gracefully") == 1
-    for folder in (run, run / "node1"):
-        status = json.loads((folder / "status.json").read_text())
-        assert status["state"] == "stopped", (folder, status)
-    steps = _steps(run)
-    assert 2 <= steps < MAX_STEPS
-    assert (tmp_path / "outputs" / "vlm-tui-demo" / "adapter_model.safetensors").is_file()
-    assert any((tmp_path / "outputs" / "vlm-tui-demo").glob(f"checkpoint-{steps}"))
+    assert _stopped_with_weights(run, tmp_path, MAX_STEPS) >= 2
     _wait("job's end", lambda: not _in_queue(slurm_cluster, job_id), slurm_cluster)
 
 
@@ -192,4 +211,121 @@ def test_attach_to_a_job_cancelled_while_pending_says_so_and_exits_non_zero(
     seen = log.read_text()
     assert attach.returncode == JOB_ENDED_UNSTARTED, seen
     assert f"SLURM job {job_id} ended (CANCELLED) before its run started" in seen
+    assert not (run / "status.json").exists()
+
+
+def _text(widget: Static) -> str:
+    return str(widget.render())
+
+
+def _on_login_node(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], workdir: Path) -> None:
+    """The monitor's workers ask this process's SLURM commands, as on a login node."""
+    monkeypatch.setenv("SLURM_CONF", env["SLURM_CONF"])
+    monkeypatch.setenv("PATH", env["PATH"])
+    monkeypatch.chdir(workdir)
+
+
+def _monitor_app(env: dict[str, str], workdir: Path, attached: RunPaths) -> VlmTuiApp:
+    """The app as `vlm-tui attach JOB_OR_RUN` opens it: on the monitor of `attached`."""
+    request = LaunchRequest(settings=settings_from_values({}, require_data=False))
+    start = start_for(request, env, workdir)
+    return VlmTuiApp(start, env, workdir, theme="vlm-dark", attach_to=attached)
+
+
+def test_the_monitor_follows_a_held_job_from_pending_to_both_nodes_and_stops_it_with_s(
+    slurm_cluster: SlurmCluster,
+    slurm_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.tui.test_setup_screen import SIZE, wait_for
+
+    started = time.monotonic()
+    run = _submit(slurm_cluster, slurm_env, tmp_path, "--sbatch_line=--hold")
+    job_id = _job_id(run)
+    _on_login_node(monkeypatch, slurm_env, tmp_path)
+    # `vlm-tui attach JOBID` opens the monitor on the folder the job id names.
+    attached = find_job_or_run(job_id)
+    assert attached.root == run.resolve()
+    app = _monitor_app(slurm_env, tmp_path, attached)
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, MonitorScreen), pilot)
+            screen = app.screen
+            assert isinstance(screen, MonitorScreen)
+            state = screen.query_one("#run-state", Static)
+            pending = f"SLURM job {job_id}: PENDING (JobHeldUser)"
+            await wait_for(lambda: pending in _text(state), pilot, seconds=JOB_BOUND_S)
+            seen["pending"] = _text(state)
+            assert slurm_cluster.command("scontrol", "release", job_id).returncode == 0
+            running = f"SLURM job {job_id}: RUNNING on n[1-2]"
+            await wait_for(lambda: running in _text(state), pilot, seconds=JOB_BOUND_S)
+            table = screen.query_one(ClusterTable)
+
+            def both_nodes_training() -> bool:
+                rows = table.view.rows if table.view is not None else []
+                return [row.node_rank for row in rows] == [0, 1] and _steps(run) >= 1
+
+            await wait_for(both_nodes_training, pilot, seconds=JOB_BOUND_S)
+            seen["table"] = table.text
+            await pilot.press("s")
+            await wait_for(lambda: screen.view.ended, pilot, seconds=JOB_BOUND_S)
+            # Then SLURM's word on how the job ended, once every node is done.
+            await wait_for(lambda: "RUNNING" not in _text(state), pilot, seconds=JOB_BOUND_S)
+            seen["ended"] = _text(state)
+            log = screen.query_one(LogView)
+            log.flush_now()
+            seen["log"] = log.history()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        slurm_cluster.command("scancel", job_id)
+    shown = {key: seen[key] for key in ("pending", "table", "ended")}
+    print(f"monitor: held job to graceful stop {time.monotonic() - started:.1f} s\n{shown}")
+    assert seen["pending"].splitlines()[1] == "waiting for the job's node 0 to start the run"
+    assert [line.split()[0] for line in seen["table"].splitlines()[1:]] == ["0", "1"]
+    stop_asked = f"SLURM job {job_id} asked to stop gracefully"
+    assert any(stop_asked in line for line in seen["log"]), seen["log"]
+    ended = seen["ended"].splitlines()
+    assert ended[0].startswith(f"SLURM job {job_id}: COMPLETED"), ended
+    assert ended[1] == "stopped (exit 0)", ended
+    assert _stopped_with_weights(run, tmp_path, MAX_STEPS) >= 1
+
+
+def test_the_monitor_says_a_job_cancelled_with_k_while_pending_never_started(
+    slurm_cluster: SlurmCluster,
+    slurm_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.tui.test_setup_screen import SIZE, wait_for
+
+    run = _submit(slurm_cluster, slurm_env, tmp_path, "--sbatch_line=--hold")
+    job_id = _job_id(run)
+    _on_login_node(monkeypatch, slurm_env, tmp_path)
+    app = _monitor_app(slurm_env, tmp_path, find_job_or_run(run.name))
+    seen: dict[str, str] = {}
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, MonitorScreen), pilot)
+            state = app.screen.query_one("#run-state", Static)
+            pending = f"SLURM job {job_id}: PENDING (JobHeldUser)"
+            await wait_for(lambda: pending in _text(state), pilot, seconds=JOB_BOUND_S)
+            await pilot.press("K")
+            never = "before its run started"
+            await wait_for(lambda: never in _text(state), pilot, seconds=JOB_BOUND_S)
+            seen["state"] = _text(state)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        slurm_cluster.command("scancel", job_id)
+    assert seen["state"] == (
+        f"SLURM job {job_id} ended (CANCELLED) before its run started: nothing was trained"
+    )
+    assert "JobState=CANCELLED" in slurm_cluster.command("scontrol", "show", "job", job_id).stdout
     assert not (run / "status.json").exists()
