@@ -521,11 +521,14 @@ class MonitorScreen(Screen[None]):
         """scancel, in a worker: the login node holds none of the job's processes."""
         state = handle.watcher.state
         # A pending job has nothing to save: stopping it is cancelling it.
-        forced = signum != signal.SIGINT or (state is not None and state.state == PENDING)
+        pending = state is not None and state.state == PENDING
+        forced = signum != signal.SIGINT or pending
         handle.send_signal(signal.SIGTERM if forced else signal.SIGINT)
         job = f"SLURM job {handle.job_id}"
         if handle.refused is not None:
             line = f"cannot stop {job}: {handle.refused}"
+        elif pending:
+            line = f"{job} cancelled while it waited in the queue (scancel)"
         elif forced:
             line = f"{job} cancelled (scancel): SIGTERM to every process of it, then SIGKILL"
         else:
