@@ -1,6 +1,8 @@
-"""Following and stopping a SLURM job from the login side, on the real two-node SLURM on
-127.0.0.1 (tests/slurm_cluster.py): `vlm-tui attach JOB_OR_RUN --no-ui` and `vlm-tui stop`, and
-the monitor `vlm-tui attach JOB_OR_RUN` opens (a Pilot test).
+"""Submitting, following and stopping a SLURM job from the login side, on the real two-node
+SLURM on 127.0.0.1 (tests/slurm_cluster.py): `vlm-tui slurm --submit`, `vlm-tui attach
+JOB_OR_RUN --no-ui` and `vlm-tui stop`, and the monitor `vlm-tui attach JOB_OR_RUN` opens (a
+Pilot test). Every job here costs each node its start-up (checks, the data, the model) on a
+shared machine, so one job shows as much as it can.
 
 Jobs are submitted held (`--hold`), so PENDING is seen for sure before they are released.
 """
@@ -20,7 +22,7 @@ import psutil
 import pytest
 from textual.widgets import Static
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, train_steps
 from tests.slurm_cluster import SlurmCluster
 from vlm_tui.commands.common import find_job_or_run
 from vlm_tui.core.launch.demo import demo_asset_paths, demo_cache_root
@@ -105,9 +107,17 @@ def slurm_env(slurm_cluster: SlurmCluster, demo_cache: Path) -> dict[str, str]:
     return env
 
 
-def test_attach_shows_pending_then_running_and_both_nodes_and_a_graceful_stop_saves(
+def _job_fields(cluster: SlurmCluster, job_id: str) -> dict[str, str]:
+    done = cluster.command("scontrol", "--oneliner", "show", "job", job_id)
+    return dict(word.split("=", 1) for word in done.stdout.split() if "=" in word)
+
+
+def test_a_submitted_job_is_followed_trains_on_both_nodes_and_stops_gracefully(
     slurm_cluster: SlurmCluster, slurm_env: dict[str, str], tmp_path: Path
 ) -> None:
+    """One job for the issue's first two items: `vlm-tui slurm --submit` trains one model on
+    both nodes into one run folder, `attach` on the login side shows PENDING, RUNNING and both
+    nodes, and `vlm-tui stop` stops every node gracefully, saving (the job still COMPLETES)."""
     started = time.monotonic()
     run = _submit(slurm_cluster, slurm_env, tmp_path, "--sbatch_line=--hold")
     job_id = _job_id(run)
@@ -139,8 +149,28 @@ def test_attach_shows_pending_then_running_and_both_nodes_and_a_graceful_stop_sa
     assert job_output.count("SLURM: stop asked") == 1
     assert job_output.count(f"stopping {run.name} gracefully") == 1
     assert job_output.count("stopping node1 gracefully") == 1
-    assert _stopped_with_weights(run, tmp_path, MAX_STEPS) >= 2
+    steps = _stopped_with_weights(run, tmp_path, MAX_STEPS)
+    assert steps >= 2
+    assert train_steps(run) == list(range(1, steps + 1))  # each step recorded once
     _wait("job's end", lambda: not _in_queue(slurm_cluster, job_id), slurm_cluster)
+    fields = _job_fields(slurm_cluster, job_id)
+    assert (fields["JobState"], fields["ExitCode"]) == ("COMPLETED", "0:0"), job_output[-4000:]
+    assert fields["NodeList"] == "n[1-2]"
+
+    # Both nodes trained one model together: world size 2, rank 0 and rank 1.
+    job_output = (run / f"slurm-{job_id}.out").read_text(errors="replace")
+    assert job_output.count("[INFO] World size: 2") == 2
+    assert "[INFO] Global rank: 0" in job_output and "[INFO] Global rank: 1" in job_output
+    # One run folder holds both nodes' records and telemetry.
+    node1 = run / "node1"
+    node1_status = json.loads((node1 / "status.json").read_text())
+    assert node1_status["cluster_run"] == run.name
+    assert "[INFO] Global rank: 1" in (node1 / "train.log").read_text(errors="replace")
+    telemetry = sorted(path.name.split("-")[0] for path in (run / "telemetry").glob("*.jsonl"))
+    assert telemetry == ["node0", "node1"]
+    # Only node 0 wrote the output folder: one model, in one place.
+    assert [path.name for path in (tmp_path / "outputs").iterdir()] == ["vlm-tui-demo"]
+    assert node1_status["output_dir"] == str(node1 / "node-output")
 
 
 def _run_processes(run: Path) -> list[psutil.Process]:
