@@ -3,7 +3,9 @@ run folder a job's nodes share (core/records/job_file.py)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,9 @@ from tests.helpers import clean_environ, run_cli
 from vlm_tui.core.errors import UserError
 from vlm_tui.core.launch.slurm_job import JobRequest, job_script, sbatch_lines, time_limit
 from vlm_tui.core.records.command_file import recorded_topology, write_command
-from vlm_tui.core.records.folder import RunPaths
+from vlm_tui.core.records.folder import RunPaths, write_json_atomic
 from vlm_tui.core.records.job_file import RUN_ID_VARIABLE, claim_job_folder
+from vlm_tui.core.request.axolotl_config import CHECKPOINT_TRIGGER_FILE
 from vlm_tui.core.supervise.node_recorder import find_master_run
 
 # The guide's 4-node example: 4 nodes of one GPU, 5 epochs, batch 4.
@@ -162,3 +165,67 @@ def test_nodes_of_a_job_record_into_its_one_run_folder(tmp_path: Path) -> None:
         claim_job_folder(runs, "20261202T120000Z-demo", 0)
     with pytest.raises(UserError, match="must name one folder under runs/"):
         claim_job_folder(runs, "../elsewhere", 0)
+
+
+def test_a_later_attempt_keeps_the_earlier_ones_records_beside_its_own(tmp_path: Path) -> None:
+    """Going on from step 2: metrics.jsonl keeps steps 1-2 and the new supervisor reads a
+    fresh train.log (it records metrics from every line of it); each attempt's whole files
+    stay beside, numbered."""
+    runs = tmp_path / "runs"
+    paths = claim_job_folder(runs, "20261202T120000Z-demo", 0)
+    for attempt in (1, 2):
+        write_command(paths, {"argv": ["x"]})
+        records = [{"kind": "train", "step": step} for step in range(1, 5)]
+        paths.metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+        paths.log.write_text(f"attempt {attempt}: steps 1-4\n")
+        paths.stop_request.write_text("{}")
+        assert claim_job_folder(runs, paths.root.name, 0, resume_from=2) == paths
+        assert not paths.log.exists() and not paths.stop_request.exists()
+        kept = [json.loads(line)["step"] for line in paths.metrics.read_text().splitlines()]
+        assert kept == [1, 2]
+        earlier = paths.root / f"metrics-attempt{attempt}.jsonl"
+        assert [json.loads(line) for line in earlier.read_text().splitlines()] == records
+        earlier_log = paths.root / f"train-attempt{attempt}.log"
+        assert earlier_log.read_text() == f"attempt {attempt}: steps 1-4\n"
+
+
+def test_an_early_warning_before_node_0_made_its_output_asks_again_until_it_can(
+    tmp_path: Path,
+) -> None:
+    """SLURM may warn before node 0's training made its output folder: the script says so and
+    writes the checkpoint trigger once status.json names a folder that is there. The stand-in
+    srun warns the script, makes the folder only after the script said it is not there, then
+    waits (bounded) for the trigger: its exit code is the script's."""
+    job = replace(GUIDE_JOB, workdir=tmp_path / "work")
+    run_folder = job.workdir / "runs" / job.run_id
+    run_folder.mkdir(parents=True)
+    output = job.workdir / "outputs" / "llava-production-v1"
+    later_status = tmp_path / "status-later.json"
+    write_json_atomic(later_status, {"state": "running", "output_dir": str(output)})
+    said = tmp_path / "job.out"
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir()
+    (bin_folder / "scontrol").write_text("#!/bin/sh\necho n1\n")
+    bound = "i=0; until {ready}; do i=$((i + 1)); [ $i -lt 600 ] || exit 4; sleep 0.1; done\n"
+    (bin_folder / "srun").write_text(
+        "#!/bin/bash\n"
+        "kill -USR1 $PPID\n"
+        + bound.format(ready=f"grep -q 'not there yet' {said}")
+        + f"mkdir -p {output}\nmv {later_status} {run_folder / 'status.json'}\n"
+        + bound.format(ready=f"[ -e {output / CHECKPOINT_TRIGGER_FILE} ]")
+    )
+    for stand_in in bin_folder.iterdir():
+        stand_in.chmod(0o755)
+    script = tmp_path / "job.sbatch"
+    script.write_text(job_script(job))
+    env = clean_environ(
+        {"PATH": f"{bin_folder}:/usr/bin:/bin", "SLURM_JOB_NODELIST": "n1", "SLURM_JOB_ID": "7"}
+    )
+    with said.open("w") as sink:
+        done = subprocess.run(["bash", str(script)], env=env, stdout=sink, stderr=sink, check=False)
+    assert done.returncode == 0, said.read_text()
+    lines = said.read_text().splitlines()
+    assert lines == [
+        "[vlm-tui] SLURM: the time limit is near: asking node 0 for a checkpoint",
+        "[vlm-tui] SLURM: node 0's output folder is not there yet: asking every 2 s",
+    ]

@@ -23,6 +23,8 @@ from vlm_tui.core.runs.job_control import GRACEFUL_SIGNAL
 JOB_SCRIPT_NAME = "job.sbatch"
 # How long before the time limit SLURM warns the script (SIGUSR1): time for a checkpoint.
 EARLY_WARNING_S = 120
+# How often the script asks again for the warning's checkpoint until node 0's output exists.
+CHECKPOINT_RETRY_S = 2
 # The port vlm-tui derives inside srun without MASTER_PORT (core/host/topology.py).
 PORT_BASE = 15000
 COMMENT_COLUMN = 36
@@ -183,11 +185,21 @@ def job_script(job: JobRequest) -> str:
             "",
             "# The time limit's early warning: node 0's training saves a checkpoint after its",
             "# next step (the trigger file in its output folder, named in its status.json).",
-            "early_warning() {",
+            "ask_checkpoint() {",
             '    output=$(sed -n \'s/^  "output_dir": "\\(.*\\)",\\{0,1\\}$/\\1/p\''
-            ' "$run_folder/status.json")',
+            ' "$run_folder/status.json" 2>/dev/null)',
+            '    [ -n "$output" ] && [ -d "$output" ]'
+            f' && touch "$output/{CHECKPOINT_TRIGGER_FILE}"',
+            "}",
+            "# SLURM checks time limits every 30 s, so the warning may come up to a minute early,",
+            "# before node 0's training made its output folder: asked again until it is there.",
+            "early_warning() {",
             '    echo "[vlm-tui] SLURM: the time limit is near: asking node 0 for a checkpoint"',
-            f'    [ -n "$output" ] && touch "$output/{CHECKPOINT_TRIGGER_FILE}"',
+            "    ask_checkpoint && return",
+            "    echo \"[vlm-tui] SLURM: node 0's output folder is not there yet:"
+            f' asking every {CHECKPOINT_RETRY_S} s"',
+            f"    (until ask_checkpoint; do sleep {CHECKPOINT_RETRY_S};"
+            ' kill -0 "$step" 2>/dev/null || exit 0; done) &',
             "}",
             "trap early_warning USR1",
             f"srun --kill-on-bad-exit=1 {command} &",

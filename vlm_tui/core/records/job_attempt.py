@@ -3,13 +3,16 @@
 The attempt goes on from the newest complete checkpoint, step N. What the earlier attempt
 recorded past N was trained again from N, so the run's metrics.jsonl keeps only its records up
 to N and the new attempt appends after them: every step is in it once. The earlier attempt's
-whole file stays beside it (metrics-attempt<k>.jsonl, never overwritten), and so does its part
-of train.log, which the new supervisor appends to. The stop markers of an earlier graceful stop
-are the earlier training's, and would stop the new one at its first step: they go.
+whole file stays beside it (metrics-attempt<k>.jsonl, never overwritten), and so does its
+train.log (train-attempt<k>.log): the new supervisor records metrics from every line of
+train.log, and would count the earlier attempt's steps again after N. The stop markers of an
+earlier graceful stop are the earlier training's, and would stop the new one at its first
+step: they go.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -19,14 +22,19 @@ from vlm_tui.core.records.folder import RunPaths
 from vlm_tui.core.records.metrics_file import decode_line
 
 EARLIER_METRICS = "metrics-attempt{number}.jsonl"
+EARLIER_LOG = "train-attempt{number}.log"
 
 
-def earlier_metrics_path(paths: RunPaths) -> Path:
-    """The first free metrics-attempt<k>.jsonl of the run folder."""
+def _earlier_attempt_number(paths: RunPaths) -> int:
+    """The first k for which the run folder holds neither metrics-attempt<k> nor
+    train-attempt<k>."""
     number = 1
-    while (paths.root / EARLIER_METRICS.format(number=number)).exists():
+    while any(
+        (paths.root / name.format(number=number)).exists()
+        for name in (EARLIER_METRICS, EARLIER_LOG)
+    ):
         number += 1
-    return paths.root / EARLIER_METRICS.format(number=number)
+    return number
 
 
 def _kept(raw: bytes, start_step: int) -> bool:
@@ -42,12 +50,15 @@ def continue_in_folder(paths: RunPaths, start_step: int) -> None:
     `start_step` (0: from the start)."""
     for marker in (paths.stop_request, paths.stop_armed, paths.stop_taken):
         marker.unlink(missing_ok=True)
+    number = _earlier_attempt_number(paths)
+    with contextlib.suppress(FileNotFoundError):
+        paths.log.rename(paths.root / EARLIER_LOG.format(number=number))
     try:
         lines = paths.metrics.read_bytes().splitlines(keepends=True)
     except FileNotFoundError:
         return
     kept = b"".join(line for line in lines if line.endswith(b"\n") and _kept(line, start_step))
-    shutil.copyfile(paths.metrics, earlier_metrics_path(paths))
+    shutil.copyfile(paths.metrics, paths.root / EARLIER_METRICS.format(number=number))
     # Written beside and renamed over: a reader sees the earlier file or this one, never half.
     handle, temporary = tempfile.mkstemp(dir=paths.root, prefix=".metrics.", suffix=".tmp")
     try:
