@@ -42,7 +42,7 @@ GUIDE_JOB = JobRequest(
 def test_every_sbatch_line_says_what_it_does_and_asks_for_one_task_a_node() -> None:
     script = job_script(GUIDE_JOB)
     options = [line for line in script.splitlines() if line.startswith("#SBATCH")]
-    assert len(options) == len(sbatch_lines(GUIDE_JOB)) == 15
+    assert len(options) == len(sbatch_lines(GUIDE_JOB)) == 16
     assert all("  # " in line for line in options)
     for wanted in (
         "--nodes=4",

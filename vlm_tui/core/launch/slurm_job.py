@@ -136,6 +136,7 @@ def sbatch_lines(job: JobRequest) -> list[tuple[str, str]]:
         ),
         (f"--chdir={job.workdir}", "the shared folder: runs/ and outputs/ for every node"),
         (f"--output={run_folder}/slurm-%j.out", "this script's and the nodes' output"),
+        ("--open-mode=append", "a requeued job adds to that output instead of replacing it"),
         *((option, "given with --sbatch_line") for option in job.extra_options),
     ]
     return lines
