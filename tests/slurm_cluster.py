@@ -33,6 +33,8 @@ SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]
 INSTALLER = REPO / "harness" / "install_slurm.sh"
 # Bounds on waiting for the daemons; far above what they need (about 2 s here).
 START_BOUND_S = 90.0
+# A bound on waiting for a job, far above what one needs; never a speed target.
+JOB_BOUND_S = 900.0
 STOP_BOUND_S = 20.0
 # Enough for the demo's model on each node; SLURM checks it against a job's --mem only.
 NODE_MEMORY_MB = 4000
@@ -83,6 +85,11 @@ class SlurmCluster:
         for path in sorted((self.folder / "log").glob("*.log")):
             texts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-2000:]}")
         return "\n".join(texts)
+
+    def job_fields(self, job_id: str) -> dict[str, str]:
+        """`scontrol show job`'s fields (JobState, ExitCode, NodeList, RunTime, ...)."""
+        done = self.command("scontrol", "--oneliner", "show", "job", job_id)
+        return dict(word.split("=", 1) for word in done.stdout.split() if "=" in word)
 
     def node_states(self) -> dict[str, str]:
         done = self.command("sinfo", "--noheader", "--Node", "--format=%N %t")

@@ -23,7 +23,7 @@ import pytest
 from textual.widgets import Static
 
 from tests.helpers import run_cli, train_steps
-from tests.slurm_cluster import SlurmCluster
+from tests.slurm_cluster import JOB_BOUND_S, SlurmCluster
 from vlm_tui.commands.common import find_job_or_run
 from vlm_tui.core.launch.demo import demo_asset_paths, demo_cache_root
 from vlm_tui.core.launch.steps import LaunchRequest, build_demo_in_child
@@ -39,8 +39,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("slurm")]
 
 # Far more steps than the tests let run: each stops the training well before its end.
 MAX_STEPS = 400
-# Bounds on waiting, far above what each needs; never speed targets.
-JOB_BOUND_S = 900.0
 # What `vlm-tui attach` exits with for a job that ended before its run started.
 JOB_ENDED_UNSTARTED = 3
 
@@ -107,11 +105,6 @@ def slurm_env(slurm_cluster: SlurmCluster, demo_cache: Path) -> dict[str, str]:
     return env
 
 
-def _job_fields(cluster: SlurmCluster, job_id: str) -> dict[str, str]:
-    done = cluster.command("scontrol", "--oneliner", "show", "job", job_id)
-    return dict(word.split("=", 1) for word in done.stdout.split() if "=" in word)
-
-
 def test_a_submitted_job_is_followed_trains_on_both_nodes_and_stops_gracefully(
     slurm_cluster: SlurmCluster, slurm_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -153,7 +146,7 @@ def test_a_submitted_job_is_followed_trains_on_both_nodes_and_stops_gracefully(
     assert steps >= 2
     assert train_steps(run) == list(range(1, steps + 1))  # each step recorded once
     _wait("job's end", lambda: not _in_queue(slurm_cluster, job_id), slurm_cluster)
-    fields = _job_fields(slurm_cluster, job_id)
+    fields = slurm_cluster.job_fields(job_id)
     assert (fields["JobState"], fields["ExitCode"]) == ("COMPLETED", "0:0"), job_output[-4000:]
     assert fields["NodeList"] == "n[1-2]"
 

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_e2e_slurm import JOB_BOUND_S, _job_fields
 from tests.helpers import run_cli, train_steps
-from tests.slurm_cluster import SlurmCluster
+from tests.slurm_cluster import JOB_BOUND_S, SlurmCluster
 from vlm_tui.core.launch.demo import demo_asset_paths, demo_cache_root
 from vlm_tui.core.launch.steps import build_demo_in_child
 from vlm_tui.core.runs.checkpoints import newest_checkpoint
@@ -99,7 +98,7 @@ def timed_out_job(
     # however long the start took. SLURM looks at time limits every 30 s: the warning comes
     # 60 to 90 s before the new end, which leaves between 60 and 120 s from now; the job
     # ends up to 30 s after it.
-    run_time = _seconds(_job_fields(slurm_cluster, job_id)["RunTime"])
+    run_time = _seconds(slurm_cluster.job_fields(job_id)["RunTime"])
     _update(slurm_cluster, job_id, f"TimeLimit={run_time // 60 + 2}")
     _wait(slurm_cluster, lambda: not _queued(slurm_cluster, job_id), "end of the job")
     print(f"time-limited slurm job {job_id}: submit to end {time.monotonic() - started:.1f} s")
@@ -111,7 +110,7 @@ def timed_out_job(
         run,
         job_id,
         output,
-        _job_fields(slurm_cluster, job_id)["JobState"],
+        slurm_cluster.job_fields(job_id)["JobState"],
         (run / f"slurm-{job_id}.out").read_text(errors="replace"),
         (run / "train.log").read_text(errors="replace"),
         train_steps(run),
@@ -149,7 +148,7 @@ def test_a_requeued_job_goes_on_from_the_newest_checkpoint_on_both_nodes(
     _update(slurm_cluster, job.job_id, "TimeLimit=10")
 
     def running_again() -> bool:
-        fields = _job_fields(slurm_cluster, job.job_id)
+        fields = slurm_cluster.job_fields(job.job_id)
         if fields.get("JobState") == "PENDING" and fields.get("Reason") == "BeginTime":
             # A requeued job waits a while before it may start again; here, no need.
             _update(slurm_cluster, job.job_id, "StartTime=now")
@@ -169,7 +168,7 @@ def test_a_requeued_job_goes_on_from_the_newest_checkpoint_on_both_nodes(
     assert stop.returncode == 0, stop.stdout + stop.stderr
     _wait(slurm_cluster, lambda: not _queued(slurm_cluster, job.job_id), "end of the job")
     print(f"requeued slurm job {job.job_id}: requeue to end {time.monotonic() - started:.1f} s")
-    fields = _job_fields(slurm_cluster, job.job_id)
+    fields = slurm_cluster.job_fields(job.job_id)
     job_output = (run / f"slurm-{job.job_id}.out").read_text(errors="replace")
     assert (fields["JobState"], fields["ExitCode"]) == ("COMPLETED", "0:0"), job_output[-4000:]
     assert "goes on from its newest checkpoint" in job_output, job_output[-4000:]
