@@ -165,6 +165,8 @@ def test_vlm_tui_try_in_tmux_draws_the_rows_image_in_half_blocks(
         [sys.executable, "-m", "vlm_tui", "try", "--rows", "2", "--max_new_tokens", "6"]
     )
     env = clean_environ({"VLM_TUI_CACHE_DIR": str(demo_cache), "TERM": "xterm-256color"})
+    for sized in ("COLUMNS", "LINES"):  # the terminal's own size, not an inherited one
+        env.pop(sized, None)
     socket_dir = Path(tempfile.mkdtemp(prefix="vlm-tui-tmux-"))
     tmux = Tmux(socket_dir / "socket", env, "try")
     try:
@@ -172,12 +174,17 @@ def test_vlm_tui_try_in_tmux_draws_the_rows_image_in_half_blocks(
             "new-session", "-d", "-s", "try", "-x", "150", "-y", "42",
             "-c", str(workdir), "-e", "TERM=xterm-256color", "sh", "-c", f"{command}; sleep 60",
         )  # fmt: skip
+        # The pane's size again, once the app runs: a fresh clone's run drew the app at 80x24 in
+        # a pane created bigger; a resize reaches the app as SIGWINCH and it lays out anew.
+        time.sleep(2)
+        tmux("resize-window", "-t", "try", "-x", "150", "-y", "42", check=False)
         deadline = time.monotonic() + ANSWERS_BOUND_S
         while "answers that begin with the dataset's answer" not in (screen := tmux.capture()):
             assert time.monotonic() < deadline, screen
             time.sleep(0.3)
         drawn = [line for line in screen.splitlines() if line.count(HALF_BLOCKS[0]) >= 20]
         assert len(drawn) >= 8, screen
+        assert max(len(line.rstrip()) for line in screen.splitlines()) > 100, screen
         assert "reference:  A " in screen and "fine-tuned: " in screen
         assert "m Merge adapter" in screen
         print(screen)
