@@ -11,13 +11,11 @@ from typing import Any
 from textual.app import App, ComposeResult
 
 from tests.helpers import clean_environ
-from tests.tui.test_monitor_screen import recorded_run
+from tests.tui.test_monitor_screen import open_monitor, recorded_run
 from tests.tui.test_setup_screen import SIZE, make_app, wait_for
 from tests.unit.test_cluster import NOW, beat, make_run
 from vlm_tui.core.records.folder import RunPaths
 from vlm_tui.core.runs import cluster
-from vlm_tui.tui.monitor_screen import MonitorScreen
-from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.widgets.cluster_table import (
     LOST_STYLE,
     WAITING,
@@ -111,9 +109,7 @@ def test_the_monitor_shows_the_nodes_of_an_attached_run(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
-            screen = MonitorScreen(None, environ, tmp_path, run_folder=paths)
-            await app.push_screen(screen)
+            screen = await open_monitor(app, pilot, paths)
             table = screen.query_one(ClusterTable)
             await wait_for(lambda: table.view is not None, pilot)
             assert table.view is not None

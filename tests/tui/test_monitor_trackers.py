@@ -7,11 +7,9 @@ import asyncio
 from pathlib import Path
 
 from tests.helpers import clean_environ
-from tests.tui.test_monitor_screen import recorded_run
+from tests.tui.test_monitor_screen import open_monitor, recorded_run
 from tests.tui.test_setup_screen import SIZE, make_app, wait_for
 from vlm_tui.core.records.trackers_file import TrackerPlace, write_trackers
-from vlm_tui.tui.monitor_screen import MonitorScreen
-from vlm_tui.tui.setup_screen import SetupScreen
 from vlm_tui.tui.widgets.log_view import LogView
 
 
@@ -27,9 +25,7 @@ def test_the_monitor_shows_the_runs_trackers(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(lambda: isinstance(app.screen, SetupScreen), pilot)
-            screen = MonitorScreen(None, environ, tmp_path, run_folder=paths)
-            await app.push_screen(screen)
+            screen = await open_monitor(app, pilot, paths)
             await wait_for(lambda: screen.view.ended, pilot)
             assert screen.sub_title == f"run: {paths.run_id}  trackers: tensorboard,mlflow"
             log = screen.query_one(LogView)

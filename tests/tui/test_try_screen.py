@@ -174,11 +174,13 @@ def test_vlm_tui_try_in_tmux_draws_the_rows_image_in_half_blocks(
             "new-session", "-d", "-s", "try", "-x", "150", "-y", "42",
             "-c", str(workdir), "-e", "TERM=xterm-256color", "sh", "-c", f"{command}; sleep 60",
         )  # fmt: skip
-        # The pane's size again, once the app runs: a fresh clone's run drew the app at 80x24 in
-        # a pane created bigger; a resize reaches the app as SIGWINCH and it lays out anew.
-        time.sleep(2)
-        tmux("resize-window", "-t", "try", "-x", "150", "-y", "42", check=False)
+        # The pane's size again, once the app draws: a fresh clone's run drew the app at 80x24
+        # in a pane created bigger; a resize reaches the app as SIGWINCH and it lays out anew.
         deadline = time.monotonic() + ANSWERS_BOUND_S
+        while "m Merge adapter" not in (screen := tmux.capture()):
+            assert time.monotonic() < deadline, screen
+            time.sleep(0.3)
+        tmux("resize-window", "-t", "try", "-x", "150", "-y", "42", check=False)
         while "answers that begin with the dataset's answer" not in (screen := tmux.capture()):
             assert time.monotonic() < deadline, screen
             time.sleep(0.3)
