@@ -4,6 +4,7 @@ draw the TUI in, for the overhead bench and the real-terminal tests alike."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +30,14 @@ class Tmux:
         """The pane's text, or a note saying why there is none (for failure messages)."""
         done = self("capture-pane", "-p", "-t", self.session, check=False)
         return done.stdout if done.returncode == 0 else f"<capture failed: {done.stderr.strip()}>"
+
+    def wait_for(self, text: str, deadline: float) -> str:
+        """The pane's text once it shows `text`; AssertionError with the pane's text when the
+        monotonic clock passes `deadline` first."""
+        while text not in (screen := self.capture()):
+            assert time.monotonic() < deadline, f"{text!r} not shown:\n{screen}"
+            time.sleep(0.3)
+        return screen
 
     def send(self, key: str) -> None:
         self("send-keys", "-t", self.session, key)

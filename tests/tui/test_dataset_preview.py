@@ -153,13 +153,9 @@ def test_the_image_is_drawn_in_half_blocks_inside_tmux(tmp_path: Path) -> None:
             "-c", str(tmp_path), "-e", "TERM=xterm-256color", "sh", "-c", f"{app}; sleep 60",
         )  # fmt: skip
         deadline = time.monotonic() + 60
-        while "ready: F5" not in tmux.capture():
-            assert time.monotonic() < deadline, tmux.capture()
-            time.sleep(0.3)
+        tmux.wait_for("ready: F5", deadline)
         tmux.send("F3")
-        while "row 1 of 3 shown" not in (screen := tmux.capture()):
-            assert time.monotonic() < deadline, screen
-            time.sleep(0.3)
+        screen = tmux.wait_for("row 1 of 3 shown", deadline)
         # The image's rows: a run of half-block characters beside the conversation.
         drawn = [line for line in screen.splitlines() if line.count(HALF_BLOCKS[0]) >= 20]
         assert len(drawn) >= 8, screen

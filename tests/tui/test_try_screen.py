@@ -177,13 +177,9 @@ def test_vlm_tui_try_in_tmux_draws_the_rows_image_in_half_blocks(
         # The pane's size again, once the app draws: a fresh clone's run drew the app at 80x24
         # in a pane created bigger; a resize reaches the app as SIGWINCH and it lays out anew.
         deadline = time.monotonic() + ANSWERS_BOUND_S
-        while "m Merge adapter" not in (screen := tmux.capture()):
-            assert time.monotonic() < deadline, screen
-            time.sleep(0.3)
+        tmux.wait_for("m Merge adapter", deadline)
         tmux("resize-window", "-t", "try", "-x", "150", "-y", "42", check=False)
-        while "answers that begin with the dataset's answer" not in (screen := tmux.capture()):
-            assert time.monotonic() < deadline, screen
-            time.sleep(0.3)
+        screen = tmux.wait_for("answers that begin with the dataset's answer", deadline)
         drawn = [line for line in screen.splitlines() if line.count(HALF_BLOCKS[0]) >= 20]
         assert len(drawn) >= 8, screen
         assert max(len(line.rstrip()) for line in screen.splitlines()) > 100, screen
