@@ -84,6 +84,11 @@ def run_config(run: RunPaths) -> dict[str, Any]:
     return loaded
 
 
+def holds_weights(folder: Path) -> bool:
+    """Whether save_pretrained wrote an adapter or a whole model into `folder`."""
+    return (folder / ADAPTER_FILE).is_file() or (folder / MODEL_FILE).is_file()
+
+
 def saved_weights(config: dict[str, Any], checkpoint: int | None) -> tuple[Path, bool, int | None]:
     """The folder of the weights to try, whether they are an adapter, and the checkpoint's step."""
     output = Path(str(config.get("output_dir") or ""))
@@ -95,7 +100,7 @@ def saved_weights(config: dict[str, Any], checkpoint: int | None) -> tuple[Path,
                 "checkpoint", f"{output} has no checkpoint-{checkpoint} (checkpoints: {known})"
             )
         folder = steps[checkpoint]
-    elif (output / ADAPTER_FILE).is_file() or (output / MODEL_FILE).is_file():
+    elif holds_weights(output):
         folder = output
     elif steps:
         checkpoint = max(steps)
@@ -128,10 +133,10 @@ def weights_choices(run: RunPaths, config: dict[str, Any]) -> list[SavedWeights]
     trainer_state.json."""
     output = Path(str(config.get("output_dir") or ""))
     choices = []
-    if (output / ADAPTER_FILE).is_file() or (output / MODEL_FILE).is_file():
+    if holds_weights(output):
         choices.append(SavedWeights(None, output, finite(read_status(run).get("final_loss"))))
     for step, folder in sorted(checkpoint_steps(output).items(), reverse=True):
-        if (folder / ADAPTER_FILE).is_file() or (folder / MODEL_FILE).is_file():
+        if holds_weights(folder):
             choices.append(SavedWeights(step, folder, loss_at(folder, step)))
     return choices
 
